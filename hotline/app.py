@@ -1,0 +1,151 @@
+"""Application wiring and lifecycle: settings → logging → store → ARI → call flow → web."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import signal
+from dataclasses import dataclass, field
+
+import structlog
+from aiohttp import web
+
+from agents.stasis import QueueFlow, seats_from_settings
+from ari import AriClient
+from hotline import asterisk
+from hotline.callconfig import load_call_config
+from hotline.calls import CallLog
+from hotline.db import Store
+from hotline.logging import configure_logging, scrubber
+from hotline.settings import Settings
+from ivr.flow import FlowConfig, Handoff, IvrFlow
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class App:
+    """Everything one running hotline owns; built by ``create_app``, torn down by ``close``."""
+
+    settings: Settings
+    store: Store
+    ari: AriClient
+    calls: CallLog
+    flow: IvrFlow
+    queues: QueueFlow
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    web_runner: web.AppRunner | None = None
+
+    async def start(self, serve_web: bool = True) -> None:
+        await self.store.check_schema()
+        await self.ari.open()
+        info = await self.ari.asterisk.info()
+        log.info("asterisk_connected", version=info.version, ari=self.settings.ari.url)
+        await self.queues.start()
+        self.ari.on_event(self.flow.handle)
+        self.ari.on_event(self.queues.handle)
+        self.tasks.append(asyncio.create_task(self.ari.run(), name="ari-supervisor"))
+        await self.ari.wait_connected(timeout=self.settings.ari.request_timeout)
+        if serve_web:
+            self.web_runner = await start_web(self)
+
+    @property
+    def live_calls(self) -> int:
+        return self.flow.live_calls + self.queues.live_calls
+
+    async def close(self) -> None:
+        log.info("hotline_stopping", live_calls=self.live_calls, on_stop=self.settings.hotline.on_stop)
+        if self.settings.hotline.on_stop == "fallback" and self.ari.connected is not None:
+            # Callers in the menus or waiting in a queue go to the agents' phones directly;
+            # callers already talking to an agent stay bridged in Asterisk.
+            handed = await self.flow.hand_over_all() + await self.queues.hand_over_waiting(self.flow.fallback)
+            if handed:
+                log.warning("calls_handed_to_fallback", calls=handed)
+        # Otherwise live calls stay in Asterisk's Stasis app and the next start re-adopts them.
+        self.flow.close()
+        await self.queues.close(tidy=self.ari.connected is not None)
+        if self.web_runner is not None:
+            await self.web_runner.cleanup()
+        await self.ari.close()
+        for task in self.tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.store.close()
+
+
+def create_app(settings: Settings) -> App:
+    """Build the application; reads and validates the IVR and builds its prompts (fails fast)."""
+    queues, ivr = load_call_config(settings)
+    instance = asterisk.load_instance(settings) or asterisk.plan_instance(settings)
+    sounds = asterisk.build_instance_prompts(settings, instance, ivr)
+    password = asterisk.ari_password(settings)
+    scrubber.add(password)
+    store = Store(settings.database_url, echo=settings.database.echo)
+    ari = AriClient(
+        base_url=settings.ari.url,
+        username=settings.ari.user,
+        password=password,
+        app=settings.ari.app,
+        request_timeout=settings.ari.request_timeout,
+    )
+    calls = CallLog(store)
+    languages = tuple(
+        dict.fromkeys([*settings.hotline.languages, *sorted(ivr.languages(settings.hotline.languages[0]))])
+    )
+    queue_flow = QueueFlow(ari, calls, store, queues, seats_from_settings(settings.agents))
+
+    async def handoff(h: Handoff) -> None:
+        await queue_flow.enqueue(
+            h.call_id, h.channel_id, h.queue, h.language, h.urgent, (h.caller_name, h.caller_number)
+        )
+
+    flow_config = FlowConfig(extension=settings.asterisk.extension, languages=languages)
+    flow = IvrFlow(ari, calls, ivr, queues, sounds, flow_config, handoff)
+    return App(settings, store, ari, calls, flow, queue_flow)
+
+
+async def _health(request: web.Request) -> web.Response:
+    app: App = request.app["hotline"]
+    return web.json_response(
+        {"ari_connected": app.ari.connected is not None, "live_calls": app.flow.live_calls}
+    )
+
+
+async def start_web(app: App) -> web.AppRunner:
+    webapp = web.Application()
+    webapp["hotline"] = app
+    webapp.router.add_get("/healthz", _health)
+    runner = web.AppRunner(webapp, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, app.settings.web.host, app.settings.web.port).start()
+    log.info("web_listening", url=f"http://{app.settings.web.host}:{app.settings.web.port}")
+    return runner
+
+
+async def run_forever(settings: Settings) -> int:
+    """``hotline run``: serve until SIGTERM/SIGINT, then shut down cleanly."""
+    configure_logging(settings.logging.level, settings.logging.format)
+    app = create_app(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await app.start()
+        # Long-lived start-up objects (config, models, prompts) need no more garbage collection
+        # passes: keeps full collections short while events queue up under load.
+        gc.freeze()
+        log.info("hotline_ready", extension=settings.asterisk.extension, app=settings.ari.app)
+        supervisor = app.tasks[0]
+        await asyncio.wait(
+            [asyncio.create_task(stop.wait()), supervisor], return_when=asyncio.FIRST_COMPLETED
+        )
+        if supervisor.done() and not stop.is_set():
+            log.critical("ari_supervisor_stopped", reason="application replaced or fatal error")
+            return 1
+    finally:
+        await app.close()
+    log.info("hotline_stopped")
+    return 0

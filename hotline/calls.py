@@ -1,0 +1,138 @@
+"""The call log: one ``Call`` row per call from StasisStart to hang-up, and its event timeline.
+
+Every write is its own short transaction, committed before the call moves on, so a crash of our
+process loses nothing that already happened to the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import col, select
+
+from hotline.db import Store
+from hotline.models import Call, CallEvent, CallOutcome, utcnow
+
+Clock = Callable[[], datetime]
+Listener = Callable[[CallEvent], None]
+
+
+class CallLog:
+    def __init__(self, store: Store, clock: Clock = utcnow) -> None:
+        self._store = store
+        self._clock = clock
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` with every timeline event once it is committed; returns an unsubscribe."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _published(self, *events: CallEvent) -> None:
+        for event in events:
+            for listener in list(self._listeners):
+                listener(event)
+
+    async def open(self, channel_id: str, **fields: Any) -> tuple[Call, bool]:
+        """Return the open call on this channel, creating it if new. The flag is True when created."""
+        async with self._store.session() as session:
+            found = (await session.exec(select(Call).where(Call.channel_id == channel_id))).first()
+            if found is not None:
+                return found, False
+            call = Call(channel_id=channel_id, started_at=self._clock(), **fields)
+            event = CallEvent(call_id=call.id, at=call.started_at, kind="stasis_start", data=fields)
+            session.add(call)
+            session.add(event)
+            await session.commit()
+        self._published(event)
+        return call, True
+
+    async def record(self, call_id: str, kind: str, **data: Any) -> None:
+        event = CallEvent(call_id=call_id, at=self._clock(), kind=kind, data=data)
+        async with self._store.session() as session:
+            session.add(event)
+            await session.commit()
+        self._published(event)
+
+    async def answered(self, call_id: str) -> None:
+        await self._update(call_id, "answered", {}, answered_at=self._clock())
+
+    async def mark_urgent(self, call_id: str, reason: str) -> None:
+        """Flag the call urgent (escalation acts on this); recorded the moment it is known."""
+        await self._update(call_id, "urgent", {"reason": reason}, urgent=True)
+
+    async def route(
+        self, call_id: str, *, queue: str, category: str | None, language: str, path: Any
+    ) -> None:
+        """Record where the IVR sends the caller and the path that led there."""
+        data = {"queue": queue, "category": category, "language": language, "path": path}
+        await self._update(call_id, "ivr_done", data, queue=queue, category=category, language=language)
+
+    async def voicemail(self, call_id: str, recording: str, duration: int | None) -> None:
+        await self._update(
+            call_id, "voicemail", {"recording": recording, "duration": duration}, voicemail=recording
+        )
+
+    async def previous_calls(self, caller_number: str, before: str) -> list[Call]:
+        """Earlier calls from the same number, newest first (repeat callers)."""
+        if not caller_number:
+            return []
+        async with self._store.session() as session:
+            rows = await session.exec(
+                select(Call)
+                .where(Call.caller_number == caller_number, Call.id != before)
+                .order_by(col(Call.started_at).desc())
+                .limit(20)
+            )
+            return list(rows.all())
+
+    async def close(self, call_id: str, outcome: CallOutcome, hangup_cause: int | None = None) -> None:
+        """Mark the call ended (once: a second close keeps the first outcome)."""
+        async with self._store.session() as session:
+            call = await session.get(Call, call_id)
+            if call is None or call.ended_at is not None:
+                return
+            call.ended_at = self._clock()
+            call.outcome = outcome.value
+            call.hangup_cause = hangup_cause
+            event = CallEvent(
+                call_id=call_id,
+                at=call.ended_at,
+                kind="ended",
+                data={"outcome": outcome.value, "hangup_cause": hangup_cause},
+            )
+            session.add(call)
+            session.add(event)
+            await session.commit()
+        self._published(event)
+
+    async def open_calls(self) -> list[Call]:
+        async with self._store.session() as session:
+            rows = await session.exec(select(Call).where(col(Call.ended_at).is_(None)))
+            return list(rows.all())
+
+    async def get(self, call_id: str) -> Call | None:
+        async with self._store.session() as session:
+            return await session.get(Call, call_id)
+
+    async def events(self, call_id: str) -> list[CallEvent]:
+        async with self._store.session() as session:
+            rows = await session.exec(
+                select(CallEvent).where(CallEvent.call_id == call_id).order_by(col(CallEvent.id))
+            )
+            return list(rows.all())
+
+    async def _update(self, call_id: str, kind: str, data: dict[str, Any], **fields: Any) -> None:
+        async with self._store.session() as session:
+            call = await session.get(Call, call_id)
+            if call is None:
+                return
+            for name, value in fields.items():
+                setattr(call, name, value)
+            event = CallEvent(call_id=call_id, at=self._clock(), kind=kind, data=data)
+            session.add(call)
+            session.add(event)
+            await session.commit()
+        self._published(event)

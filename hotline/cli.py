@@ -1,0 +1,175 @@
+"""The ``hotline`` command: run the service, manage its database and its Asterisk, place test calls."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from hotline import asterisk, db
+from hotline.settings import Settings, SettingsError, load_settings
+
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hotline", description="Alo Hotline: citizen hotline on Asterisk")
+    parser.add_argument(
+        "--config", type=Path, help="path to hotline.toml (default: $HOTLINE_CONFIG or config/hotline.toml)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("run", help="answer calls (needs a running Asterisk and an upgraded database)")
+
+    db_cmd = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
+    db_cmd.add_parser("upgrade", help="apply all migrations")
+    down = db_cmd.add_parser("downgrade", help="revert to a revision")
+    down.add_argument("revision")
+    db_cmd.add_parser("current", help="show the schema revision")
+
+    ast = sub.add_parser("asterisk", help="the Asterisk the hotline runs").add_subparsers(
+        dest="action", required=True
+    )
+    ast.add_parser("up", help="render config, start Asterisk, wait for ARI")
+    ast.add_parser("down", help="stop the Asterisk that 'up' started")
+    ast.add_parser("status", help="show whether Asterisk runs and ARI answers")
+    cli = ast.add_parser("cli", help="Asterisk console, or one command with -x")
+    cli.add_argument("-x", dest="execute", help="CLI command to run, e.g. 'pjsip show endpoints'")
+
+    prompts = sub.add_parser("prompts", help="caller prompts").add_subparsers(dest="action", required=True)
+    prompts.add_parser("build", help="synthesise prompts that have no recording")
+
+    sub.add_parser("banner", help="print where everything is")
+
+    call = sub.add_parser("call", help="place a test call through SIPp")
+    call.add_argument("number", nargs="?", help="number to dial (default: asterisk.extension)")
+    call.add_argument("--digits", default="", help="DTMF digits to press after answer, e.g. 12")
+    call.add_argument("--say", type=Path, help="WAV file to speak after the digits")
+    call.add_argument("--hold", type=float, default=30.0, help="seconds to stay on the line at most")
+    return parser
+
+
+def _run(settings: Settings) -> int:
+    from hotline.app import run_forever
+
+    return asyncio.run(run_forever(settings))
+
+
+def _db(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "upgrade":
+        db.upgrade(settings.database_url)
+    elif args.action == "downgrade":
+        db.downgrade(settings.database_url, args.revision)
+
+    async def current() -> str:
+        store = db.Store(settings.database_url)
+        try:
+            return await store.check_schema()
+        finally:
+            await store.close()
+
+    try:
+        print(f"database at revision {asyncio.run(current())}")
+    except db.DatabaseError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _asterisk(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "up":
+        instance = asterisk.up(settings)
+        print(
+            f"Asterisk {instance.version} ({instance.mode}) is up: ARI {settings.ari.url}, "
+            f"SIP udp:{settings.asterisk.sip_host}:{settings.asterisk.sip_port}"
+        )
+    elif args.action == "down":
+        print("Asterisk stopped" if asterisk.down(settings) else "no Asterisk of ours was running")
+    elif args.action == "status":
+        state = asterisk.status(settings)
+        print(json.dumps(state, indent=2))
+        return 0 if state["ari_answers"] else 1
+    elif args.action == "cli":
+        return asterisk.cli(settings, args.execute)
+    return 0
+
+
+def _prompts(settings: Settings, _args: argparse.Namespace) -> int:
+    from hotline.callconfig import load_call_config
+
+    _, ivr = load_call_config(settings)
+    instance = asterisk.load_instance(settings) or asterisk.plan_instance(settings)
+    for (name, language), uri in sorted(asterisk.build_instance_prompts(settings, instance, ivr).items()):
+        print(f"{name:>16} {language}  {uri}")
+    return 0
+
+
+def _banner(settings: Settings) -> int:
+    sip = f"{settings.asterisk.sip_host}:{settings.asterisk.sip_port}"
+    secrets = settings.state_path / "secrets"
+    agents = ", ".join(f"agent-{a.id}" for a in settings.agents) or "none configured"
+    print(
+        f"""
+Alo Hotline
+  web (health)   http://{settings.web.host}:{settings.web.port}/healthz
+  ARI            {settings.ari.url}  (user {settings.ari.user}, password in {secrets}/ari-password)
+  SIP            udp:{sip}  - dial {settings.asterisk.extension}
+  database       {settings.database_url.split("@")[-1]}
+  try a call     .venv/bin/hotline call {settings.asterisk.extension}
+  softphone      register caller-phone@{sip} (password in {secrets}/caller-phone-password)
+  agent phones   {agents} (passwords in {secrets}/agent-<id>-password)
+"""
+    )
+    return 0
+
+
+def _call(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.sipp import SippError, place_call
+
+    try:
+        result = place_call(
+            settings,
+            number=args.number or settings.asterisk.extension,
+            digits=args.digits,
+            say=args.say,
+            hold=args.hold,
+        )
+    except SippError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(result.summary())
+    return 0 if result.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as exc:
+        print(f"hotline: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    handlers: dict[str, Callable[[], int]] = {
+        "run": lambda: _run(settings),
+        "db": lambda: _db(settings, args),
+        "asterisk": lambda: _asterisk(settings, args),
+        "prompts": lambda: _prompts(settings, args),
+        "call": lambda: _call(settings, args),
+        "banner": lambda: _banner(settings),
+    }
+    try:
+        return handlers[args.command]()
+    except SettingsError as exc:  # files read later, such as the IVR menus
+        print(f"hotline: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (asterisk.AsteriskError, db.DatabaseError) as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The call record every domain package acts on, and its auditable timeline."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC on every backend (SQLite keeps no zone, so it is restored on read)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given; use hotline.models.utcnow()")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class CallOutcome(StrEnum):
+    completed = "completed"  # the caller was served (talked to an agent) and the call ended
+    abandoned = "abandoned"  # the caller hung up while waiting for an agent
+    failed = "failed"  # our side could not serve the call (logged with the reason)
+    recovered = "recovered"  # the channel was gone when we came back after a restart
+    fallback = "fallback"  # handed to the dialplan fallback (rings agents) as the hotline stopped
+    abandoned_in_ivr = "abandoned_in_ivr"  # the caller hung up before choosing
+    voicemail = "voicemail"  # the queue was closed and the caller left (or tried to leave) a message
+
+
+class Call(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    channel_id: str = Field(index=True, unique=True, max_length=128)
+    caller_number: str = Field(default="", max_length=64, index=True)
+    caller_name: str = Field(default="", max_length=128)
+    extension: str = Field(default="", max_length=32)
+    language: str = Field(default="", max_length=8)
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    answered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UtcDateTime, index=True)
+    outcome: str | None = Field(default=None, max_length=32)
+    hangup_cause: int | None = None
+    # What the IVR learned: where the caller is going, on which subject, and whether it is urgent.
+    queue: str | None = Field(default=None, max_length=64)
+    category: str | None = Field(default=None, max_length=64)
+    urgent: bool = Field(default=False, index=True)
+    voicemail: str | None = Field(default=None, max_length=128)  # recording name, when one was left
+
+
+class CallEvent(SQLModel, table=True):
+    __tablename__ = "call_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: str = Field(foreign_key="call.id", index=True, max_length=32)
+    at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    kind: str = Field(max_length=64)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)

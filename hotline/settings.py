@@ -1,0 +1,267 @@
+"""Typed settings loaded from ``hotline.toml`` with ``HOTLINE_<SECTION>__<KEY>`` overrides.
+
+A bad file never half-starts the hotline: every problem is reported as one line naming the
+source (file or environment variable), the dotted key and the reason, and start-up stops.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+ENV_PREFIX = "HOTLINE_"
+DEFAULT_CONFIG = Path("config/hotline.toml")
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+class SettingsError(Exception):
+    """A configuration problem; ``str()`` is the single line shown to the operator."""
+
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+PositiveSeconds = Annotated[float, Field(gt=0)]
+
+
+class _Section(BaseModel):
+    # Strict: "8080" is not a port and an unknown key is a typo, not something to ignore.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class HotlineSection(_Section):
+    state_dir: str = "state"
+    languages: list[str] = Field(default_factory=lambda: ["tr", "en"], min_length=1)
+    # On SIGTERM/SIGINT: "fallback" hands live calls to the dialplan fallback (ring the agents
+    # directly); "keep" leaves them in Asterisk for the next start to re-adopt (quick restarts).
+    on_stop: Literal["fallback", "keep"] = "fallback"
+
+
+class AriSection(_Section):
+    url: str = "http://127.0.0.1:8088"
+    app: str = Field(default="hotline", pattern=r"^[A-Za-z0-9_-]+$")
+    user: str = Field(default="hotline", pattern=r"^[A-Za-z0-9_-]+$")
+    password: str = ""
+    request_timeout: PositiveSeconds = 10.0
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.port is None:
+            raise ValueError("must look like http://HOST:PORT")
+        if parts.username or parts.password:
+            raise ValueError("must not carry credentials; set ari.user and ari.password")
+        return value.rstrip("/")
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or 0
+
+
+class WebSection(_Section):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+
+
+class DatabaseSection(_Section):
+    url: str = ""
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if value and not value.split(":", 1)[0].startswith(("sqlite", "postgresql", "postgres")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL (or empty for the default)")
+        return value
+
+
+class AgentSection(_Section):
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    name: str
+    password: str = ""
+    languages: list[str] = Field(default_factory=lambda: ["tr"])
+    queues: list[str] = Field(default_factory=list)  # empty: every queue
+    skills: dict[str, Annotated[int, Field(ge=1, le=5)]] = Field(default_factory=dict)
+    # A fixed SIP contact (sip:user@host:port) for phones that do not register, e.g. test desks.
+    contact: str = ""
+
+
+class AsteriskSection(_Section):
+    mode: Literal["auto", "system", "chroot", "external"] = "auto"
+    binary: str = ""
+    modules_dir: str = ""
+    root_cache: str = ""
+    mirror: str = ""
+    sip_host: str = "127.0.0.1"
+    sip_port: Port = 5060
+    rtp_start: Port = 10000
+    rtp_end: Port = 10999
+    extension: str = Field(default="183", pattern=r"^[0-9]+$")
+    caller_password: str = ""
+    start_timeout: PositiveSeconds = 60.0
+
+    @model_validator(mode="after")
+    def _rtp_range(self) -> AsteriskSection:
+        if self.rtp_end <= self.rtp_start:
+            raise ValueError("rtp_end must be above rtp_start")
+        return self
+
+
+class SpeechSection(_Section):
+    engine: Literal["vosk", "none"] = "vosk"
+    model_path: str = "models/vosk-model-small-tr-0.3"
+    sample_rate: Literal[8000, 16000] = 8000
+
+
+class LoggingSection(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "console", "json"] = "auto"
+
+
+class PromptsSection(_Section):
+    """How prompts are made; their texts live with the menus in ivr.menus."""
+
+    # A recorded WAV at <recordings>/<language>/<name>.wav replaces the synthesised voice.
+    recordings: str = "config/prompts"
+    voices: dict[str, str] = Field(default_factory=lambda: {"tr": "tr", "en": "en", "ar": "ar"})
+
+
+class IvrSection(_Section):
+    menus: str = "config/ivr.toml"
+
+
+class QueuesSection(_Section):
+    file: str = "config/queues.toml"
+
+
+class Settings(_Section):
+    hotline: HotlineSection = HotlineSection()
+    ari: AriSection = AriSection()
+    web: WebSection = WebSection()
+    database: DatabaseSection = DatabaseSection()
+    asterisk: AsteriskSection = AsteriskSection()
+    agents: list[AgentSection] = Field(default_factory=list)
+    speech: SpeechSection = SpeechSection()
+    logging: LoggingSection = LoggingSection()
+    prompts: PromptsSection = PromptsSection()
+    ivr: IvrSection = IvrSection()
+    queues: QueuesSection = QueuesSection()
+
+    # Where the settings came from, for messages; not a configuration key.
+    _source: str = PrivateAttr(default="<defaults>")
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Settings:
+        managed = self.asterisk.mode != "external"
+        if managed and self.ari.host not in LOOPBACK_HOSTS:
+            raise ValueError("ari.url must be on loopback when the hotline runs Asterisk itself")
+        ids = [a.id for a in self.agents]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"agents: duplicate id in {ids}")
+        if not managed and not self.ari.password:
+            raise ValueError("ari.password is required when asterisk.mode is 'external'")
+        return self
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.hotline.state_dir).resolve()
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.state_path / 'hotline.db'}"
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, tuple[str, Any]]:
+    """Return {dotted.key: (env var name, value)}; values are parsed as TOML literals when they can be."""
+    found: dict[str, tuple[str, Any]] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+        try:
+            value: Any = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        found[dotted] = (name, value)
+    return found
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = data
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise SettingsError(f"{part}: cannot override inside a non-table value")
+        node = child
+    node[leaf] = value
+
+
+def error_key(err: Mapping[str, Any]) -> str:
+    """The dotted key of a validation error, list positions as [i] (e.g. ``agents[1].name``)."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
+
+
+def error_reason(err: Mapping[str, Any]) -> str:
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    if "input" in err and kind.endswith("_type"):
+        return f"{msg.lower()}, got {err['input']!r}"
+    return str(msg).removeprefix("Value error, ")
+
+
+def describe_error(err: Mapping[str, Any]) -> str:
+    key = error_key(err)
+    return f"{key}: {error_reason(err)}" if key else error_reason(err)
+
+
+def read_toml(path: Path, error: type[SettingsError] = SettingsError) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Load and validate settings; raise SettingsError with one clear line on any problem."""
+    environ = os.environ if environ is None else environ
+    path = path or Path(environ.get("HOTLINE_CONFIG", DEFAULT_CONFIG))
+    data = read_toml(path)
+    overrides = _env_overrides(environ)
+    for dotted, (_name, value) in overrides.items():
+        _set_dotted(data, dotted, value)
+
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = error_key(err)
+        origin = next((name for dotted, (name, _) in overrides.items() if key.startswith(dotted)), None)
+        where = f"{origin} (environment)" if origin else str(path)
+        raise SettingsError(f"{where}: {describe_error(err)}") from None
+    settings._source = str(path)
+    return settings

@@ -1,0 +1,473 @@
+"""Real SIP callers and phones for trying and testing the hotline, driven through SIPp.
+
+A caller dials, presses RFC 2833 digits from the pcaps shipped with SIPp, may speak a WAV file,
+and then waits for the hotline to hang up (or hangs up itself after ``hold`` seconds). A phone is
+a SIPp UAS that answers like an agent's desk phone or a police desk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+import struct
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from hotline.settings import Settings
+
+DTMF_PCAPS = Path("/usr/share/sip-tester")
+DTMF_NAMES = {**{str(d): str(d) for d in range(10)}, "*": "star", "#": "pound"}
+DTMF_GAP_MS = 250  # each pcap lasts 140 ms; the rest is the inter-digit pause a person leaves
+
+
+class SippError(Exception):
+    """SIPp is missing or the scenario could not run."""
+
+
+def free_port(kind: int = socket.SOCK_DGRAM, even: bool = False) -> int:
+    """A port the kernel just handed out on loopback (even when RTP needs it)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if not even or port % 2 == 0:
+            return port
+    raise SippError("no free port found")
+
+
+def sipp_binary() -> str:
+    path = shutil.which("sipp")
+    if not path:
+        raise SippError("sipp is not installed: apt-get install sip-tester")
+    return path
+
+
+_SDP = """v=0
+o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0 101
+a=rtpmap:0 PCMU/8000
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-16
+a=sendrecv
+"""
+
+
+def dtmf_pcap(digit: str, press: int, folder: Path) -> Path:
+    """The shipped RFC 2833 recording of ``digit``, moved on in RTP time for the ``press``-th key.
+
+    Replaying one recording twice sends the same RTP timestamp twice, and Asterisk takes the
+    second as a retransmission of the first: "11" would arrive as "1". So each press gets its
+    own sequence numbers and timestamp (the UDP checksum is cleared, which IPv4 allows).
+    """
+    data = bytearray((DTMF_PCAPS / f"dtmf_2833_{DTMF_NAMES[digit]}.pcap").read_bytes())
+    offset = 24  # pcap global header; the records are Ethernet + IPv4 + UDP + RTP
+    while offset < len(data):
+        length = struct.unpack_from("<I", data, offset + 8)[0]
+        packet = offset + 16
+        udp = packet + 14 + (data[packet + 14] & 0x0F) * 4
+        rtp = udp + 8
+        struct.pack_into(">H", data, udp + 6, 0)
+        seq, stamp = struct.unpack_from(">HI", data, rtp + 2)
+        struct.pack_into(
+            ">HI", data, rtp + 2, (seq + press * 20) & 0xFFFF, (stamp + press * 8000) & 0xFFFFFFFF
+        )
+        offset = packet + length
+    path = folder / f"dtmf-{press}.pcap"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def caller_scenario(
+    digits: str = "",
+    say: Path | None = None,
+    hold: float = 30.0,
+    answer_wait_ms: int = 0,
+    folder: Path | None = None,
+    speak_after_ms: int = 0,
+) -> str:
+    """SIPp UAC scenario XML: dial, press digits, optionally speak, then wait for the far end's BYE.
+
+    The DTMF recordings for ``digits`` are written to ``folder`` (it must outlive the SIPp run).
+    """
+    bad = [d for d in digits if d not in DTMF_NAMES]
+    if bad:
+        raise SippError(f"cannot press {''.join(bad)!r}: digits are 0-9, * and #")
+    if digits and folder is None:
+        raise SippError("caller_scenario needs a folder for the DTMF recordings")
+    steps: list[str] = []
+    if answer_wait_ms:
+        steps.append(f'<pause milliseconds="{answer_wait_ms}"/>')
+    for press, digit in enumerate(digits):
+        assert folder is not None
+        pcap = dtmf_pcap(digit, press, folder)
+        steps.append(f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
+        steps.append(f'<pause milliseconds="{DTMF_GAP_MS}"/>')
+    if say is not None:
+        if speak_after_ms:
+            steps.append(f'<pause milliseconds="{speak_after_ms}"/>')
+        steps.append(f'<nop><action><exec rtp_stream="{escape(str(say))},1,0"/></action></nop>')
+    body = "\n  ".join(steps)
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<scenario name="hotline caller">
+  <send retrans="500"><![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "Test Caller" <sip:[field0]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:[field0]@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+{_SDP}]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send><![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "Test Caller" <sip:[field0]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Contact: <sip:[field0]@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  {body}
+  <recv request="BYE" timeout="{int(hold * 1000)}" ontimeout="local_hangup"/>
+  <nop><action><log message="hangup=remote"/></action></nop>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[field0]@[local_ip]:[local_port]>
+Content-Length: 0
+
+]]></send>
+  <nop next="done"/>
+  <label id="local_hangup"/>
+  <nop><action><log message="hangup=local"/></action></nop>
+  <send retrans="500"><![CDATA[
+BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "Test Caller" <sip:[field0]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>
+  <label id="done"/>
+</scenario>
+"""
+
+
+_OK_TO_LAST = """SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+"""
+
+
+def phone_scenario(ring_ms: int = 500, talk_ms: int = 0, mode: str = "answer") -> str:
+    """SIPp UAS scenario XML: a desk phone.
+
+    ``answer``: rings ``ring_ms`` and answers, then hangs up after ``talk_ms`` unless the other
+    side hangs up first (0: waits for the other side); ``never``: rings until cancelled;
+    ``busy``: refuses with 486. A CANCEL while ringing is answered properly (200, 487), as a
+    real phone does when a caller gives up or another agent picked up first. Each call logs
+    one of: answered, cancelled, busy.
+    """
+    if mode not in ("answer", "never", "busy"):
+        raise SippError(f"unknown phone mode {mode!r}")
+    invite = """<recv request="INVITE" rrs="true">
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote_from"/>
+      <ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" assign_to="invite_cseq"/>
+    </action>
+  </recv>
+  <nop><action><log message="offered from [$remote_from]"/></action></nop>"""
+    if mode == "busy":
+        body = """<send><![CDATA[
+SIP/2.0 486 Busy Here
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <recv request="ACK"/>
+  <nop><action><log message="busy"/></action></nop>"""
+        return _phone(invite + "\n  " + body)
+    wait = 3_600_000 if mode == "never" else ring_ms
+    hang_up = (
+        f"""<recv request="BYE" timeout="{talk_ms}" ontimeout="our_bye"/>
+  <send><![CDATA[
+{_OK_TO_LAST}
+]]></send>
+  <nop next="end"/>
+  <label id="our_bye"/>
+  <send retrans="500"><![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:agent@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
+To: [$remote_from]
+Call-ID: [call_id]
+CSeq: 1 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>"""
+        if talk_ms > 0
+        else f"""<recv request="BYE"/>
+  <send><![CDATA[
+{_OK_TO_LAST}
+]]></send>"""
+    )
+    body = f"""<send><![CDATA[
+SIP/2.0 180 Ringing
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:agent@[local_ip]:[local_port]>
+Content-Length: 0
+
+]]></send>
+  <recv request="CANCEL" timeout="{wait}" ontimeout="answer"/>
+  <send><![CDATA[
+{_OK_TO_LAST}
+]]></send>
+  <send><![CDATA[
+SIP/2.0 487 Request Terminated
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+CSeq: [$invite_cseq] INVITE
+Content-Length: 0
+
+]]></send>
+  <recv request="ACK"/>
+  <nop><action><log message="cancelled"/></action></nop>
+  <nop next="end"/>
+  <label id="answer"/>
+  <send retrans="500"><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:agent@[local_ip]:[local_port]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+{_SDP}]]></send>
+  <recv request="ACK"/>
+  <nop><action><log message="answered"/></action></nop>
+  {hang_up}
+  <label id="end"/>"""
+    return _phone(invite + "\n  " + body)
+
+
+def _phone(body: str) -> str:
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<scenario name="hotline phone">
+  {body}
+</scenario>
+"""
+
+
+@dataclass(slots=True)
+class SippResult:
+    returncode: int
+    duration: float
+    log: str
+    errors: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def hung_up_by(self) -> str:
+        """'remote' when the hotline hung up on the caller, 'local' when the caller did."""
+        for who in ("remote", "local"):
+            if f"hangup={who}" in self.log:
+                return who
+        return ""
+
+    def summary(self) -> str:
+        state = "ok" if self.ok else f"failed (sipp exit {self.returncode})"
+        who = {"remote": "the hotline hung up", "local": "the caller hung up"}.get(self.hung_up_by, "")
+        tail = f"\n{self.errors.strip()}" if self.errors.strip() and not self.ok else ""
+        return f"call {state} after {self.duration:.1f} s; {who}{tail}".rstrip("; ")
+
+
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+async def run_sipp(scenario: str, args: list[str], timeout: float) -> SippResult:
+    """Run one SIPp process to completion with the scenario; never leaves it running."""
+    with tempfile.TemporaryDirectory(prefix="hotline-sipp-") as tmp:
+        folder = Path(tmp)
+        (folder / "scenario.xml").write_text(scenario)
+        log, errors = folder / "messages.log", folder / "errors.log"
+        cmd = [
+            sipp_binary(),
+            *args,
+            "-sf", str(folder / "scenario.xml"),
+            "-nostdin",
+            "-trace_logs", "-log_file", str(log),
+            "-trace_err", "-error_file", str(errors),
+            "-timeout", f"{int(timeout)}s", "-timeout_error",
+        ]  # fmt: skip
+        started = time.monotonic()
+        process = await asyncio.create_subprocess_exec(
+            *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd=tmp
+        )
+        try:
+            _, stderr = await asyncio.wait_for(process.communicate(), timeout + 10)
+        except (TimeoutError, asyncio.CancelledError):
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+            raise
+        return SippResult(
+            returncode=process.returncode or 0,
+            duration=time.monotonic() - started,
+            log=_read(log),
+            errors=_read(errors) + stderr.decode(errors="replace"),
+        )
+
+
+async def call(
+    settings: Settings,
+    number: str,
+    digits: str = "",
+    say: Path | None = None,
+    hold: float = 30.0,
+    caller_id: str = "05321234567",
+    wait: float = 0.0,
+    speak_after: float = 0.0,
+) -> SippResult:
+    """Place one call to the hotline's SIP trunk and wait until it ends.
+
+    After answer the caller waits ``wait`` seconds, presses ``digits``, waits ``speak_after``
+    seconds, speaks ``say``, and then stays on the line until the far end hangs up or ``hold``
+    seconds have passed.
+    """
+    if say is not None and not say.is_file():
+        raise SippError(f"{say}: no such file")
+    with tempfile.TemporaryDirectory(prefix="hotline-caller-") as tmp:
+        folder = Path(tmp)
+        (folder / "caller.csv").write_text(f"SEQUENTIAL\n{caller_id};\n")
+        if say is not None:
+            say = await to_ulaw(say, folder / "speech.wav")
+        args = [
+            f"{settings.asterisk.sip_host}:{settings.asterisk.sip_port}",
+            "-s", number,
+            "-m", "1",
+            "-i", "127.0.0.1",
+            "-p", str(free_port()),
+            "-mi", "127.0.0.1",
+            "-mp", str(free_port(even=True)),
+            "-inf", str(folder / "caller.csv"),
+        ]  # fmt: skip
+        scenario = caller_scenario(
+            digits,
+            say,
+            hold,
+            answer_wait_ms=int(wait * 1000),
+            folder=folder,
+            speak_after_ms=int(speak_after * 1000),
+        )
+        return await run_sipp(scenario, args, timeout=hold + wait + speak_after + 30)
+
+
+async def to_ulaw(source: Path, target: Path) -> Path:
+    """SIPp streams 8 kHz mono mu-law WAV as PCMU; convert whatever the caller gave us."""
+    process = await asyncio.create_subprocess_exec(
+        "sox", str(source), "-r", "8000", "-c", "1", "-e", "u-law", str(target),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await process.communicate()
+    if process.returncode != 0:
+        raise SippError(
+            f"{source}: cannot convert to telephone audio: {err.decode(errors='replace').strip()}"
+        )
+    return target
+
+
+def place_call(
+    settings: Settings, number: str, digits: str = "", say: Path | None = None, hold: float = 30.0
+) -> SippResult:
+    """Synchronous ``call`` for the command line."""
+    return asyncio.run(call(settings, number, digits, say, hold))
+
+
+@dataclass(slots=True)
+class Phone:
+    """A running SIPp phone; ``contact`` is what an agent's AOR points at."""
+
+    port: int
+    task: asyncio.Task[SippResult]
+
+    @property
+    def contact(self) -> str:
+        return f"sip:agent@127.0.0.1:{self.port}"
+
+    async def result(self, timeout: float = 60.0) -> SippResult:
+        return await asyncio.wait_for(asyncio.shield(self.task), timeout)
+
+
+@contextlib.asynccontextmanager
+async def phone(
+    port: int | None = None,
+    calls: int = 1,
+    ring_ms: int = 500,
+    talk_ms: int = 0,
+    timeout: float = 120.0,
+    mode: str = "answer",
+) -> AsyncIterator[Phone]:
+    """Run a SIPp phone for ``calls`` calls (see ``phone_scenario``); stopped on exit if still running."""
+    port = port or free_port()
+    # -aa: answer the qualify OPTIONS Asterisk sends to phones, outside any call.
+    args = ["-aa", "-i", "127.0.0.1", "-p", str(port), "-m", str(calls), "-mi", "127.0.0.1",
+            "-mp", str(free_port(even=True))]  # fmt: skip
+    task = asyncio.create_task(run_sipp(phone_scenario(ring_ms, talk_ms, mode), args, timeout))
+    try:
+        yield Phone(port, task)
+    finally:
+        if not task.done():
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, SippError):
+            await task
