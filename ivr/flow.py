@@ -1,0 +1,402 @@
+"""The IVR on ARI: answer, run the caller's menu session, hand them on (or take a message).
+
+Events for one channel arrive in order (the ARI client guarantees it); the key timer runs beside
+them, so each call has a lock and every step holds it. Any failure of ours sends the caller to
+the dialplan fallback (ring the agents) instead of leaving them in silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import structlog
+
+from ari import AriClient, AriError, NotFound
+from ari import events as ev
+from ari.models import Channel
+from hotline.calls import CallLog
+from hotline.models import CallOutcome, utcnow
+from ivr.config import IvrConfig
+from ivr.service import Action, Finished, MenuSession, Play, StopPrompt, WaitForKey
+
+log = structlog.get_logger(__name__)
+
+NORMAL_CLEARING = 16  # Q.850 cause of ARI's hang-up reason "normal"
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class QueueDirectory(Protocol):
+    """What the IVR needs to know about the queues it sends callers to."""
+
+    def label(self, queue_id: str) -> dict[str, str]: ...
+
+    def category(self, queue_id: str) -> str | None: ...
+
+    def is_open(self, queue_id: str, when: datetime) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """A caller the IVR is done with, for whoever routes calls to agents."""
+
+    call_id: str
+    channel_id: str
+    queue: str
+    language: str
+    urgent: bool
+    caller_name: str
+    caller_number: str
+
+
+@dataclass(frozen=True, slots=True)
+class FlowConfig:
+    extension: str
+    languages: tuple[str, ...]  # every language a menu may be played in, default first
+    context: str = "from-caller"
+    fallback_label: str = "fallback"  # "we have a problem", then ring the agents
+
+
+@dataclass(slots=True)
+class LiveCall:
+    call_id: str
+    channel_id: str
+    session: MenuSession
+    caller: tuple[str, str] = ("", "")  # name, number
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    phase: str = "menu"  # menu -> leaving | closed -> voicemail
+    playback_id: str = ""
+    plays: int = 0
+    timer: asyncio.Task[None] | None = None
+    outcome: CallOutcome | None = None
+    hangup_cause: int | None = None
+
+    def stop_timer(self) -> None:
+        if self.timer is not None and not self.timer.done():
+            self.timer.cancel()
+        self.timer = None
+
+
+class IvrFlow:
+    def __init__(
+        self,
+        ari: AriClient,
+        calls: CallLog,
+        ivr: IvrConfig,
+        queues: QueueDirectory,
+        sounds: Mapping[tuple[str, str], str],
+        config: FlowConfig,
+        handoff: Callable[[Handoff], Awaitable[None]],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._ari = ari
+        self._calls = calls
+        self._ivr = ivr
+        self._queues = queues
+        self._sounds = sounds
+        self._config = config
+        self._handoff = handoff
+        self._clock = clock
+        self._sleep = sleep
+        self._live: dict[str, LiveCall] = {}
+
+    @property
+    def live_calls(self) -> int:
+        return len(self._live)
+
+    def _session(self) -> MenuSession:
+        started = time.monotonic()
+        return MenuSession(
+            self._ivr,
+            language=self._config.languages[0],
+            languages=self._config.languages,
+            clock=lambda: time.monotonic() - started,
+        )
+
+    # -- events ------------------------------------------------------------------------------
+
+    async def handle(self, event: ev.Event) -> None:
+        if isinstance(event, ev.Connected):
+            await self._resync(event)
+            return
+        if isinstance(event, ev.StasisStart):
+            if not event.args:  # snoop and media channels enter the app with arguments
+                await self._guard(event.channel.id, self._start(event.channel))
+            return
+        live = self._live.get(_channel_of(event))
+        if live is None:
+            return
+        # Lane tasks come and go, so the call id is bound per event rather than once per call.
+        with structlog.contextvars.bound_contextvars(call_id=live.call_id):
+            async with live.lock:
+                await self._guard(live.channel_id, self._on_call_event(live, event))
+
+    async def _on_call_event(self, live: LiveCall, event: ev.Event) -> None:
+        match event:
+            case ev.ChannelDtmfReceived():
+                await self._calls.record(live.call_id, "dtmf", digit=event.digit)
+                if live.phase == "menu":
+                    live.stop_timer()
+                    await self._run(live, live.session.key(event.digit))
+            case ev.PlaybackFinished() if event.playback.id == live.playback_id:
+                live.playback_id = ""
+                await self._prompt_done(live)
+            case ev.RecordingFinished() | ev.RecordingFailed():
+                await self._voicemail_done(live, event)
+            case ev.ChannelHangupRequest():
+                self._hung_up(live, event)
+                await self._calls.record(live.call_id, "hangup_request", cause=event.cause, soft=event.soft)
+            case ev.StasisEnd():
+                await self._end(live)
+
+    async def _guard(self, channel_id: str, step: Awaitable[None]) -> None:
+        """Run a step; on our failure, hand the caller to the dialplan fallback."""
+        try:
+            await step
+        except Exception as exc:
+            live = self._live.get(channel_id)
+            log.exception("call_step_failed", channel_id=channel_id)
+            if live:
+                live.stop_timer()
+                await self._calls.record(live.call_id, "error", error=f"{exc.__class__.__name__}: {exc}")
+                live.outcome = live.outcome or CallOutcome.failed
+            await self._continue(channel_id, self._config.fallback_label)
+
+    async def fallback(self, channel_id: str) -> None:
+        """Send a caller to the dialplan fallback, which rings every agent phone directly."""
+        await self._continue(channel_id, self._config.fallback_label)
+
+    async def _continue(self, channel_id: str, label: str) -> None:
+        try:
+            await self._ari.channels.continue_in_dialplan(
+                channel_id, context=self._config.context, extension=self._config.extension, label=label
+            )
+        except NotFound:
+            log.info("continue_skipped", channel_id=channel_id, reason="the caller has hung up")
+        except AriError as exc:
+            log.error("continue_failed", channel_id=channel_id, label=label, error=str(exc))
+
+    # -- the call ----------------------------------------------------------------------------
+
+    async def _start(self, channel: Channel) -> None:
+        call, created = await self._calls.open(
+            channel.id,
+            caller_number=channel.caller.number,
+            caller_name=channel.caller.name,
+            extension=channel.dialplan.exten,
+            language=self._config.languages[0],
+        )
+        live = self._live.setdefault(channel.id, LiveCall(call.id, channel.id, self._session()))
+        live.caller = (channel.caller.name, channel.caller.number)
+        with structlog.contextvars.bound_contextvars(call_id=call.id):
+            log.info("call_started", channel_id=channel.id, caller=channel.caller.number, new=created)
+            async with live.lock:
+                await self._ari.channels.answer(channel.id)
+                await self._calls.answered(call.id)
+                await self._note_repeat_caller(live, channel.caller.number)
+                await self._run(live, live.session.start())
+
+    async def _note_repeat_caller(self, live: LiveCall, number: str) -> None:
+        previous = await self._calls.previous_calls(number, before=live.call_id)
+        if previous:
+            await self._calls.record(
+                live.call_id,
+                "repeat_caller",
+                previous_calls=len(previous),
+                last_call=previous[0].id,
+                last_category=previous[0].category,
+            )
+
+    async def _run(self, live: LiveCall, actions: list[Action]) -> None:
+        for action in actions:
+            match action:
+                case StopPrompt():
+                    await self._stop_prompt(live)
+                case Play():
+                    await self._play(live, action.prompts)
+                case WaitForKey():
+                    live.stop_timer()
+                    live.timer = asyncio.create_task(self._wait_for_key(live, action.seconds))
+                case Finished():
+                    await self._finished(live, action)
+
+    async def _play(self, live: LiveCall, prompts: tuple[tuple[str, str], ...]) -> None:
+        live.plays += 1
+        live.playback_id = f"{live.call_id}-{live.plays}"
+        media = [self._sounds[name, language] for name, language in prompts]
+        await self._ari.channels.play(live.channel_id, media, playback_id=live.playback_id)
+        await self._calls.record(live.call_id, "prompt", prompts=[f"{n}/{lang}" for n, lang in prompts])
+
+    async def _stop_prompt(self, live: LiveCall) -> None:
+        playback, live.playback_id = live.playback_id, ""
+        if playback:
+            with contextlib.suppress(NotFound):  # it may have just finished by itself
+                await self._ari.playbacks.stop(playback)
+
+    async def _wait_for_key(self, live: LiveCall, seconds: float) -> None:
+        await self._sleep(seconds)
+        async with live.lock:
+            if live.timer is not asyncio.current_task():
+                return  # a key or the end of the call overtook us
+            live.timer = None
+            with structlog.contextvars.bound_contextvars(call_id=live.call_id):
+                await self._guard(live.channel_id, self._run(live, live.session.timed_out()))
+
+    async def _finished(self, live: LiveCall, result: Finished) -> None:
+        live.stop_timer()
+        if result.urgent:
+            await self._calls.mark_urgent(live.call_id, result.reason)
+            log.warning("call_urgent", reason=result.reason)
+        await self._calls.route(
+            live.call_id,
+            queue=result.queue,
+            category=self._queues.category(result.queue),
+            language=result.language,
+            path=live.session.path,
+        )
+        menu = self._ivr.menu
+        is_open = result.urgent or self._queues.is_open(result.queue, self._clock())
+        live.phase = "leaving" if is_open else "closed"
+        notice = (menu.emergency if result.urgent else menu.connecting) if is_open else menu.closed
+        if notice:
+            await self._play(live, ((notice, result.language),))
+        else:
+            await self._prompt_done(live)
+
+    async def _prompt_done(self, live: LiveCall) -> None:
+        if live.phase == "menu":
+            await self._run(live, live.session.prompt_finished())
+        elif live.phase == "leaving":
+            await self._hand_off(live)
+        elif live.phase == "closed":
+            live.phase = "voicemail"
+            await self._ari.channels.record(
+                live.channel_id,
+                f"voicemail-{live.call_id}",
+                format="wav",
+                max_duration_seconds=self._ivr.menu.voicemail_seconds,
+                max_silence_seconds=10,
+                beep=True,
+                terminate_on="#",
+                if_exists="overwrite",
+            )
+
+    async def _hand_off(self, live: LiveCall) -> None:
+        """The menu is done: the call (still open) now belongs to whoever routes it to agents."""
+        result = live.session.result
+        call = await self._calls.get(live.call_id)
+        if result is None and call is not None and call.queue:  # re-adopted after the menu was done
+            queue, language, urgent = call.queue, call.language, call.urgent
+        elif result is not None:
+            queue, language, urgent = result.queue, result.language, result.urgent
+        else:
+            raise RuntimeError("hand-off before the menu chose a queue")
+        live.stop_timer()
+        self._live.pop(live.channel_id, None)
+        await self._calls.record(live.call_id, "handed_to_queue", queue=queue)
+        name, number = live.caller
+        await self._handoff(Handoff(live.call_id, live.channel_id, queue, language, urgent, name, number))
+
+    async def _voicemail_done(self, live: LiveCall, event: ev.RecordingFinished | ev.RecordingFailed) -> None:
+        recording = event.recording
+        await self._calls.voicemail(live.call_id, recording.name, recording.duration)
+        if live.outcome is None:
+            live.outcome = CallOutcome.voicemail
+            live.hangup_cause = NORMAL_CLEARING
+            await self._ari.channels.hangup(live.channel_id, reason="normal")
+
+    def _hung_up(self, live: LiveCall, event: ev.ChannelHangupRequest) -> None:
+        live.stop_timer()
+        if live.outcome is None:
+            live.outcome = {
+                "menu": CallOutcome.abandoned_in_ivr,
+                "leaving": CallOutcome.abandoned_in_ivr,
+                "voicemail": CallOutcome.voicemail,  # a message cut short by the hang-up is still kept
+            }.get(live.phase, CallOutcome.abandoned)
+        # ChannelDestroyed is not delivered after StasisEnd, so the cause is taken here when there
+        # is one (a caller's BYE carries none). A soft hang-up is ours: we noted our reason already.
+        if not event.soft or live.hangup_cause is None:
+            live.hangup_cause = event.cause
+
+    async def _end(self, live: LiveCall) -> None:
+        live.stop_timer()
+        self._live.pop(live.channel_id, None)
+        outcome = live.outcome or CallOutcome.abandoned
+        await self._calls.record(live.call_id, "stasis_end")
+        await self._calls.close(live.call_id, outcome, live.hangup_cause)
+        log.info("call_ended", outcome=outcome.value)
+
+    # -- stopping and restarting -------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop every key timer (the calls themselves stay with Asterisk)."""
+        for live in self._live.values():
+            live.stop_timer()
+
+    async def hand_over_all(self) -> int:
+        """Send every live call to the dialplan fallback (ring the agents directly); return how many.
+
+        Used when the hotline stops on purpose: nobody would be left to serve these callers.
+        """
+        handed = 0
+        for channel_id, live in list(self._live.items()):
+            async with live.lock:
+                live.stop_timer()
+                await self._calls.record(live.call_id, "handed_to_fallback")
+                await self._continue(channel_id, self._config.fallback_label)
+                self._live.pop(channel_id, None)
+                await self._calls.close(live.call_id, CallOutcome.fallback, live.hangup_cause)
+            handed += 1
+        return handed
+
+    async def _resync(self, event: ev.Connected) -> None:
+        """After a (re)connect: keep serving calls Asterisk still holds, close the ones it lost."""
+        alive = {channel.id: channel for channel in event.channels}
+        talking = {c for b in event.bridges if b.bridge_type == "mixing" for c in b.channels}
+        for call in await self._calls.open_calls():
+            channel = alive.get(call.channel_id)
+            if call.channel_id in talking:
+                # With an agent already: the conversation goes on without us; nothing to resume.
+                await self._calls.record(call.id, "readopted_talking", generation=event.generation)
+            elif channel is None:
+                self._live.pop(call.channel_id, None)
+                await self._calls.record(call.id, "lost_while_disconnected", generation=event.generation)
+                await self._calls.close(call.id, CallOutcome.recovered)
+            elif call.channel_id not in self._live:
+                live = LiveCall(call.id, call.channel_id, self._session())
+                self._live[call.channel_id] = live
+                await self._calls.record(call.id, "readopted", generation=event.generation)
+                log.info("call_readopted", call_id=call.id, channel_id=call.channel_id)
+                async with live.lock:
+                    await self._guard(
+                        call.channel_id, self._resume(live, channel, routed=call.queue is not None)
+                    )
+
+    async def _resume(self, live: LiveCall, channel: Channel, routed: bool) -> None:
+        """Carry on with a call a previous run left mid-way (it may have died before answering)."""
+        if channel.state != "Up":
+            await self._ari.channels.answer(channel.id)
+            await self._calls.answered(live.call_id)
+        live.caller = (channel.caller.name, channel.caller.number)
+        if routed:  # the menu was done: hand the caller on as the previous run was about to
+            live.phase = "leaving"
+            await self._prompt_done(live)
+        else:  # the menu state died with the previous run: start it again
+            await self._run(live, live.session.start())
+
+
+def _channel_of(event: ev.Event) -> str:
+    if isinstance(event, ev.ChannelEvent):
+        return event.channel.id
+    if isinstance(event, ev.PlaybackEvent):
+        return event.playback.target_uri.removeprefix("channel:")
+    if isinstance(event, ev.RecordingEvent):
+        return event.recording.target_uri.removeprefix("channel:")
+    return ""
