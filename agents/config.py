@@ -1,0 +1,158 @@
+"""Queues and their opening hours (``config/queues.toml``), validated at start-up.
+
+A queue is where callers wait for an agent: what agents and reports call it, the case category
+it starts, when it is open, and how its calls are routed (strategy, priority, the skill it
+needs and how that requirement relaxes while a caller waits, ring and wrap-up times).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agents.service import QueueRules, Strategy, Tier
+from hotline.settings import SettingsError, describe_error, read_toml
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Seconds = Annotated[float, Field(gt=0, le=3600)]
+
+
+class QueuesConfigError(SettingsError):
+    """The queue configuration is wrong; ``str()`` names file, key and reason."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Schedule(_Model):
+    """Weekly opening hours, e.g. ``mon = ["08:30-12:00", "13:00-17:30"]``; closed on listed holidays."""
+
+    always_open: bool = False
+    hours: dict[str, list[Annotated[str, Field(pattern=r"^\d\d:\d\d-\d\d:\d\d$")]]] = Field(
+        default_factory=dict
+    )
+    holidays: list[date] = Field(default_factory=list)
+    timezone: str = "Europe/Istanbul"
+
+    @model_validator(mode="after")
+    def _check(self) -> Schedule:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from None
+        unknown = set(self.hours) - set(WEEKDAYS)
+        if unknown:
+            raise ValueError(f"hours: unknown day(s) {sorted(unknown)}; use {', '.join(WEEKDAYS)}")
+        for day, spans in self.hours.items():
+            for span in spans:
+                start, end = (time.fromisoformat(part) for part in span.split("-"))
+                if end <= start:
+                    raise ValueError(f"hours.{day}: {span} ends before it starts")
+        return self
+
+    def is_open(self, when: datetime) -> bool:
+        """Open at ``when`` (an aware datetime), judged on the schedule's local clock."""
+        if self.always_open:
+            return True
+        local = when.astimezone(ZoneInfo(self.timezone))
+        if local.date() in self.holidays:
+            return False
+        now = local.time()
+        for span in self.hours.get(WEEKDAYS[local.weekday()], []):
+            start, end = (time.fromisoformat(part) for part in span.split("-"))
+            if start <= now < end:
+                return True
+        return False
+
+
+class TierConfig(_Model):
+    after: Annotated[float, Field(ge=0)]
+    min_proficiency: Annotated[int, Field(ge=0, le=5)]
+
+
+class QueueConfig(_Model):
+    label: dict[str, str]  # what agents and reports call it, per language
+    category: str | None = None  # the case category a call to this queue starts with
+    schedule: str = "always"
+    strategy: Annotated[Strategy, Field(strict=False)] = Strategy.longest_idle  # read from a string
+    priority: int = 0  # higher is served first (urgent calls always come before any queue)
+    skill: str | None = None
+    language_required: bool = True
+    language_wait: Seconds = 60.0  # then any agent, rather than nobody
+    tiers: list[TierConfig] = Field(
+        default_factory=lambda: [TierConfig(after=0, min_proficiency=0)], min_length=1
+    )
+    ring_timeout: Seconds = 20.0
+    wrap_up: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    max_no_answer: Annotated[int, Field(ge=1, le=20)] = 3
+    no_answer_penalty: Annotated[float, Field(ge=0, le=3600)] = 60.0
+    max_wait: Seconds | None = None  # then the caller moves to ``overflow``
+    overflow: str | None = None
+    moh_class: str = "default"
+
+    @model_validator(mode="after")
+    def _check(self) -> QueueConfig:
+        if self.tiers[0].after != 0:
+            raise ValueError("tiers: the first tier must start at after = 0")
+        if (self.max_wait is None) != (self.overflow is None):
+            raise ValueError("max_wait and overflow go together")
+        return self
+
+    def rules(self, queue_id: str) -> QueueRules:
+        return QueueRules(
+            id=queue_id,
+            strategy=self.strategy,
+            priority=self.priority,
+            skill=self.skill,
+            language_required=self.language_required,
+            language_wait=self.language_wait,
+            tiers=tuple(Tier(t.after, t.min_proficiency) for t in self.tiers),
+            wrap_up=self.wrap_up,
+            ring_timeout=self.ring_timeout,
+            max_no_answer=self.max_no_answer,
+            no_answer_penalty=self.no_answer_penalty,
+        )
+
+
+class QueuesConfig(_Model):
+    queues: dict[str, QueueConfig] = Field(min_length=1)
+    schedules: dict[str, Schedule] = Field(default_factory=lambda: {"always": Schedule(always_open=True)})
+    pause_reasons: list[str] = Field(default_factory=lambda: ["break", "meal", "training", "meeting"])
+
+    @model_validator(mode="after")
+    def _references(self) -> QueuesConfig:
+        for queue_id, queue in self.queues.items():
+            if queue.schedule not in self.schedules:
+                raise ValueError(f"queues.{queue_id}.schedule: no schedule named {queue.schedule!r}")
+            if queue.overflow is not None and queue.overflow not in self.queues:
+                raise ValueError(f"queues.{queue_id}.overflow: no queue named {queue.overflow!r}")
+            seen, hop = {queue_id}, queue.overflow
+            while hop is not None:
+                if hop in seen:
+                    raise ValueError(f"queues.{queue_id}.overflow: callers would go round in circles")
+                seen.add(hop)
+                hop = self.queues[hop].overflow
+        return self
+
+    # What the IVR asks about a queue (ivr.flow.QueueDirectory).
+    def label(self, queue_id: str) -> dict[str, str]:
+        return self.queues[queue_id].label
+
+    def category(self, queue_id: str) -> str | None:
+        return self.queues[queue_id].category
+
+    def is_open(self, queue_id: str, when: datetime) -> bool:
+        return self.schedules[self.queues[queue_id].schedule].is_open(when)
+
+
+def load_queues(path: Path) -> QueuesConfig:
+    data = read_toml(path, QueuesConfigError)
+    try:
+        return QueuesConfig.model_validate(data)
+    except ValidationError as exc:
+        raise QueuesConfigError(f"{path}: {describe_error(exc.errors()[0])}") from None
