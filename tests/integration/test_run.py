@@ -1,0 +1,127 @@
+"""`hotline run` as an operator starts it: serves real calls, reports health, stops on SIGTERM,
+and a crash of the process does not drop a call that Asterisk still holds."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from hotline import asterisk, sipp
+from hotline.calls import CallLog
+from hotline.db import Store
+from hotline.settings import Settings
+from tests.integration.service import Service, start_service
+
+
+@pytest.fixture
+async def services() -> AsyncIterator[list[Service]]:
+    """Services started by a test; any still running at the end are killed."""
+    started: list[Service] = []
+    yield started
+    for service in started:
+        await service.kill()
+
+
+async def test_hotline_run_answers_calls_and_stops_cleanly(
+    settings: Settings, services: list[Service], phone_port: int
+) -> None:
+    web_port = sipp.free_port(kind=1)
+    service = await start_service(settings, HOTLINE_WEB__PORT=str(web_port))
+    services.append(service)
+    await service.wait_for("hotline_ready")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{web_port}/healthz") as response:
+            assert response.status == 200
+            assert (await response.json())["ari_connected"] is True
+
+    async with sipp.phone(port=phone_port, talk_ms=300) as desk:
+        result = await sipp.call(settings, "183", digits="10", hold=30)  # Turkish, operator
+        assert (await desk.result()).ok
+    assert result.ok and result.hung_up_by == "remote", result.errors
+    ended = await service.wait_for("call_ended")
+    assert ended["outcome"] == "completed"
+
+    service.process.send_signal(signal.SIGTERM)
+    await service.wait_for("hotline_stopped")
+    assert await asyncio.wait_for(service.process.wait(), 15) == 0
+
+    log = "".join(service.lines)
+    assert asterisk.ari_password(settings) not in log
+    assert '"call_id"' in log  # call lines carry the call id
+
+
+async def test_a_crash_mid_call_does_not_drop_the_caller(
+    settings: Settings, services: list[Service], phone_port: int
+) -> None:
+    first = await start_service(settings, HOTLINE_WEB__PORT=str(sipp.free_port(kind=1)))
+    services.append(first)
+    await first.wait_for("hotline_ready")
+    # The caller listens for five seconds, then chooses Turkish and the operator.
+    caller = asyncio.create_task(sipp.call(settings, "183", digits="10", wait=5, hold=30))
+    started = await first.wait_for("call_started")
+
+    first.process.kill()  # no goodbye: the call is in the middle of its welcome
+    await first.process.wait()
+
+    second = await start_service(settings, HOTLINE_WEB__PORT=str(sipp.free_port(kind=1)))
+    services.append(second)
+    readopted = await second.wait_for("call_readopted")
+    assert readopted["call_id"] == started["call_id"]
+    async with sipp.phone(port=phone_port, talk_ms=300) as desk:
+        ended = await second.wait_for("call_ended", timeout=60)
+        assert ended["outcome"] == "completed"  # the keys pressed after the crash reached the new process
+        assert (await desk.result()).ok  # and the caller reached the agent
+    result = await asyncio.wait_for(caller, 90)
+    assert result.ok and result.hung_up_by == "remote", result.errors
+    store = Store(settings.database_url)
+    try:
+        kinds = [e.kind for e in await CallLog(store).events(started["call_id"])]
+    finally:
+        await store.close()
+    assert kinds.count("stasis_start") == 1
+    assert "readopted" in kinds and "ivr_done" in kinds and kinds[-1] == "ended"
+
+
+async def test_hotline_run_refuses_a_database_that_is_not_upgraded(
+    settings: Settings, tmp_path: Path
+) -> None:
+    service = await start_service(settings, HOTLINE_DATABASE__URL=f'"sqlite:///{tmp_path / "empty.db"}"')
+    output, _ = await asyncio.wait_for(service.process.communicate(), 30)
+    assert service.process.returncode == 1
+    assert "run 'hotline db upgrade'" in output.decode()
+
+
+async def test_stopping_the_hotline_mid_call_hands_the_caller_to_an_agent_phone(
+    settings: Settings, services: list[Service], phone_port: int, second_phone_port: int
+) -> None:
+    service = await start_service(settings, HOTLINE_WEB__PORT=str(sipp.free_port(kind=1)))
+    services.append(service)
+    await service.wait_for("hotline_ready")
+    # The fallback rings both agents' phones; one answers, the other is cancelled.
+    async with (
+        sipp.phone(port=phone_port, talk_ms=1000) as desk,
+        sipp.phone(port=second_phone_port, mode="never") as other_desk,
+    ):
+        caller = asyncio.create_task(sipp.call(settings, "183", hold=90))
+        started = await service.wait_for("call_started")
+        service.process.send_signal(signal.SIGTERM)
+        handed = await service.wait_for("calls_handed_to_fallback")
+        assert handed["calls"] == 1
+        assert await asyncio.wait_for(service.process.wait(), 15) == 0
+
+        answered = await desk.result(timeout=60)
+        assert answered.ok and "answered" in answered.log, answered.errors
+        assert "cancelled" in (await other_desk.result()).log
+        result = await asyncio.wait_for(caller, 30)
+    assert result.ok and result.hung_up_by == "remote", result.errors  # the agent hung up
+    store = Store(settings.database_url)
+    try:
+        call = await CallLog(store).get(started["call_id"])
+    finally:
+        await store.close()
+    assert call is not None and call.outcome == "fallback"

@@ -1,0 +1,79 @@
+"""config/queues.toml: queues, schedules and their validation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from agents.config import QueuesConfig, QueuesConfigError, load_queues
+from agents.service import Strategy, Tier
+
+SHIPPED = Path("config/queues.toml")
+
+
+@pytest.fixture(scope="module")
+def config() -> QueuesConfig:
+    return load_queues(SHIPPED)
+
+
+def test_shipped_queues_are_always_open_and_route_emergencies_to_everyone(config: QueuesConfig) -> None:
+    assert config.is_open("complaints", datetime(2026, 10, 29, 3, 0, tzinfo=UTC))  # a holiday, at night
+    rules = config.queues["emergency"].rules("emergency")
+    assert rules.strategy is Strategy.ring_all and not rules.language_required
+    child = config.queues["child_protection"].rules("child_protection")
+    assert child.skill == "child" and child.tiers == (Tier(0, 3), Tier(30, 1), Tier(90, 0))
+    assert (
+        config.label("operator")["tr"] == "Operatör"
+        and config.category("child_protection") == "child_protection"
+    )
+
+
+def test_office_schedule_knows_hours_and_holidays(config: QueuesConfig) -> None:
+    office = config.schedules["office"]
+    assert office.is_open(datetime(2026, 11, 23, 7, 0, tzinfo=UTC))  # Monday 10:00 in Istanbul
+    assert not office.is_open(datetime(2026, 11, 23, 9, 45, tzinfo=UTC))  # lunch
+    assert not office.is_open(datetime(2026, 11, 22, 7, 0, tzinfo=UTC))  # Sunday
+    assert not office.is_open(datetime(2026, 10, 29, 7, 0, tzinfo=UTC))  # Republic Day, a Thursday
+
+
+def broken(tmp_path: Path, old: str, new: str) -> str:
+    text = SHIPPED.read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "queues.toml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(QueuesConfigError) as caught:
+        load_queues(path)
+    return str(caught.value).removeprefix(f"{path}: ")
+
+
+def test_bad_hours(tmp_path: Path) -> None:
+    message = broken(tmp_path, 'hours.mon = ["08:30-12:30"', 'hours.mon = ["12:30-08:30"')
+    assert message == "schedules.office: hours.mon: 12:30-08:30 ends before it starts"
+
+
+def test_unknown_strategy_and_overflow(tmp_path: Path) -> None:
+    assert broken(tmp_path, 'strategy = "fewest_calls"', 'strategy = "fastest"').startswith(
+        "queues.complaints.strategy: Input should be"
+    )
+    assert broken(tmp_path, 'overflow = "operator"', 'overflow = "nobody"') == (
+        "queues.complaints.overflow: no queue named 'nobody'"
+    )
+
+
+def test_first_tier_starts_at_zero(tmp_path: Path) -> None:
+    message = broken(
+        tmp_path, "tiers = [{ after = 0, min_proficiency = 3 }", "tiers = [{ after = 5, min_proficiency = 3 }"
+    )
+    assert message == "queues.violence_against_women: tiers: the first tier must start at after = 0"
+
+
+def test_overflow_must_not_loop(tmp_path: Path) -> None:
+    message = broken(
+        tmp_path,
+        '[queues.operator]\nlabel = { tr = "Operatör", en = "Operator", ar = "الموظف" }\n',
+        '[queues.operator]\nlabel = { tr = "Operatör", en = "Operator", ar = "الموظف" }\n'
+        'max_wait = 60.0\noverflow = "complaints"\n',
+    )
+    assert message == "queues.complaints.overflow: callers would go round in circles"

@@ -1,0 +1,342 @@
+"""The IVR flow on the fake ARI server, a SQLite store and a hand-driven key timer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from agents.config import QueuesConfig, load_queues
+from ari import AriClient
+from ari.testing import FakeAri
+from hotline import db
+from hotline.calls import CallLog
+from hotline.models import Call, CallEvent
+from ivr.config import IvrConfig, load_ivr
+from ivr.flow import FlowConfig, Handoff, IvrFlow
+
+LANGUAGES = ("tr", "en", "ar")
+SUNDAY_NOON = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+
+
+class ManualTimer:
+    """Stands in for asyncio.sleep: the wait for a key ends only when the test says so."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[float, asyncio.Future[None]]] = []
+        self.armed = asyncio.Event()
+
+    async def __call__(self, seconds: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending.append((seconds, future))
+        self.armed.set()
+        await future
+
+    async def expire(self) -> float:
+        """Wait until a key timer is running, then let it run out; return its length."""
+        while True:
+            await asyncio.wait_for(self.armed.wait(), 5)
+            self.armed.clear()
+            running = [(s, f) for s, f in self.pending if not f.done()]
+            self.pending.clear()
+            if running:
+                seconds, future = running[-1]
+                future.set_result(None)
+                return seconds
+
+
+class Harness:
+    def __init__(self, fake: FakeAri, calls: CallLog, flow: IvrFlow, timer: ManualTimer) -> None:
+        self.fake, self.calls, self.flow, self.timer = fake, calls, flow, timer
+        self.handoffs: list[Handoff] = []
+        self.timeline: list[CallEvent] = []
+        self._changed = asyncio.Condition()
+        calls.subscribe(self._on_event)
+
+    def _on_event(self, event: CallEvent) -> None:
+        self.timeline.append(event)
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    @property
+    def kinds(self) -> list[str]:
+        return [e.kind for e in self.timeline]
+
+    async def wait(self, predicate: Callable[[list[str]], bool], timeout: float = 5) -> list[str]:
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: predicate(self.kinds))
+        return self.kinds
+
+    async def wait_count(self, kind: str, count: int) -> None:
+        await self.wait(lambda k: k.count(kind) >= count)
+
+    def prompts(self) -> list[list[str]]:
+        return [e.data["prompts"] for e in self.timeline if e.kind == "prompt"]
+
+    async def call(self) -> Call:
+        found = await self.calls.get(self.timeline[0].call_id)
+        assert found is not None
+        return found
+
+
+def sounds(ivr: IvrConfig) -> dict[tuple[str, str], str]:
+    return {(name, lang): f"sound:/p/{name}-{lang}" for name, texts in ivr.prompts.items() for lang in texts}
+
+
+QUEUES = load_queues(Path("config/queues.toml"))
+
+
+@pytest.fixture
+def ivr() -> IvrConfig:
+    return load_ivr(Path("config/ivr.toml"), QUEUES.queues)
+
+
+async def make_harness(
+    tmp_path: Path, ivr: IvrConfig, clock: datetime = SUNDAY_NOON, queues: QueuesConfig = QUEUES
+) -> AsyncIterator[Harness]:
+    url = f"sqlite:///{tmp_path / 'flow.db'}"
+    await db.upgrade_async(url)
+    store = db.Store(url)
+    timer = ManualTimer()
+    async with FakeAri(username="hotline", password="pw") as fake:
+        client = AriClient(fake.base_url, "hotline", "pw", "hotline", backoff_base=0.01, backoff_max=0.05)
+        calls = CallLog(store)
+        handoffs: list[Handoff] = []
+
+        async def handoff(h: Handoff) -> None:
+            handoffs.append(h)
+
+        flow = IvrFlow(
+            client,
+            calls,
+            ivr,
+            queues,
+            sounds(ivr),
+            FlowConfig("183", LANGUAGES),
+            handoff,
+            clock=lambda: clock,
+            sleep=timer,
+        )
+        async with client:
+            client.on_event(flow.handle)
+            runner = asyncio.create_task(client.run())
+            await client.wait_connected(5)
+            harness = Harness(fake, calls, flow, timer)
+            harness.handoffs = handoffs
+            yield harness
+            flow.close()
+        await runner
+    await store.close()
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, ivr: IvrConfig) -> AsyncIterator[Harness]:
+    async for h in make_harness(tmp_path, ivr):
+        yield h
+
+
+async def nowhere(h: Handoff) -> None:
+    raise AssertionError(f"no hand-off expected: {h}")
+
+
+async def key_timer_running(harness: Harness) -> None:
+    await asyncio.wait_for(harness.timer.armed.wait(), 5)
+    harness.timer.armed.clear()
+
+
+async def test_a_caller_chooses_english_then_child_protection(harness: Harness) -> None:
+    fake = harness.fake
+    await fake.start_call("c1", caller="05551112233")
+    await key_timer_running(harness)
+    await fake.send_dtmf("c1", "2")
+    await key_timer_running(harness)
+    await fake.send_dtmf("c1", "2")
+    await harness.wait(lambda k: "handed_to_queue" in k)
+
+    assert harness.prompts() == [
+        ["welcome/tr", "choose_language/tr", "choose_language/en", "choose_language/ar"],
+        ["main_menu/en"],
+        ["connecting/en"],
+    ]
+    call_id = harness.timeline[0].call_id
+    assert harness.handoffs == [Handoff(call_id, "c1", "child_protection", "en", False, "", "05551112233")]
+    call = await harness.call()
+    assert (call.queue, call.category, call.language) == ("child_protection", "child_protection", "en")
+    assert not call.urgent
+    assert call.ended_at is None  # the call goes on in the queue
+    assert harness.flow.live_calls == 0  # and the IVR no longer owns it
+    [done] = [e for e in harness.timeline if e.kind == "ivr_done"]
+    steps = [{k: v for k, v in step.items() if k != "t"} for step in done.data["path"]]
+    assert steps == [
+        {"menu": "language", "key": "2"},
+        {"menu": "main", "key": "2"},
+        {"menu": "main", "queue": "child_protection", "reason": "choice"},
+    ]
+    times = [step["t"] for step in done.data["path"]]
+    assert times == sorted(times) and times[0] >= 0
+
+
+async def test_emergency_key_mid_prompt_stops_it_and_marks_the_call_urgent(harness: Harness) -> None:
+    fake = harness.fake
+    fake.auto_finish_playbacks = False
+    await fake.start_call("c2")
+    await harness.wait_count("prompt", 1)
+    await fake.send_dtmf("c2", "9")
+    kinds = await harness.wait(lambda k: k.count("prompt") == 2)
+    assert kinds.index("urgent") < kinds.index("ivr_done")
+    [first_playback] = [r.path for r in fake.requests if r.method == "DELETE" and "/playbacks/" in r.path]
+    assert first_playback.endswith("-1")  # the welcome was cut off at once
+    assert harness.prompts()[-1] == ["emergency/tr"]
+    call = await harness.call()
+    assert call.urgent and call.queue == "emergency"
+
+
+async def test_silence_repeats_then_sends_the_caller_to_the_operator(harness: Harness) -> None:
+    fake = harness.fake
+    await fake.start_call("c3")
+    assert await harness.timer.expire() == 4.0  # language menu: one retry, then Turkish
+    assert await harness.timer.expire() == 4.0
+    for _ in range(3):  # main menu: the prompt and two retries
+        assert await harness.timer.expire() == 5.0
+    await harness.wait(lambda k: "handed_to_queue" in k)
+    assert harness.prompts() == [
+        ["welcome/tr", "choose_language/tr", "choose_language/en", "choose_language/ar"],
+        ["no_input/tr", "choose_language/tr", "choose_language/en", "choose_language/ar"],
+        ["main_menu/tr"],
+        ["no_input/tr", "main_menu/tr"],
+        ["no_input/tr", "main_menu/tr"],
+        ["connecting/tr"],
+    ]
+    assert harness.handoffs[0].queue == "operator"
+
+
+async def test_wrong_keys_get_the_invalid_notice_then_the_operator(harness: Harness) -> None:
+    fake = harness.fake
+    await fake.start_call("c4")
+    await key_timer_running(harness)
+    await fake.send_dtmf("c4", "1")
+    for _ in range(3):
+        await key_timer_running(harness)
+        await fake.send_dtmf("c4", "7")
+    await harness.wait(lambda k: "handed_to_queue" in k)
+    assert harness.prompts()[2:] == [
+        ["invalid/tr", "main_menu/tr"],
+        ["invalid/tr", "main_menu/tr"],
+        ["connecting/tr"],
+    ]
+    assert (await harness.call()).queue == "operator"
+
+
+async def test_hanging_up_in_the_menu_is_abandoned_in_ivr_and_stops_the_timer(harness: Harness) -> None:
+    fake = harness.fake
+    await fake.start_call("c5")
+    await key_timer_running(harness)
+    await fake.caller_hangup("c5")
+    await harness.wait(lambda k: "ended" in k)
+    assert (await harness.call()).outcome == "abandoned_in_ivr"
+    assert all(future.cancelled() for _, future in harness.timer.pending)
+    assert harness.flow.live_calls == 0
+
+
+async def test_a_repeat_caller_is_noted(harness: Harness) -> None:
+    fake = harness.fake
+    await fake.start_call("c6", caller="05550000001")
+    await key_timer_running(harness)
+    await fake.caller_hangup("c6")
+    await harness.wait(lambda k: "ended" in k)
+    await fake.start_call("c7", caller="05550000001")
+    await harness.wait(lambda k: "repeat_caller" in k)
+    [note] = [e for e in harness.timeline if e.kind == "repeat_caller"]
+    assert note.data["previous_calls"] == 1 and note.data["last_call"] == harness.timeline[0].call_id
+
+
+@pytest.fixture
+async def office_harness(tmp_path: Path, ivr: IvrConfig) -> AsyncIterator[Harness]:
+    """Complaints keep office hours, and it is Sunday."""
+    complaints = QUEUES.queues["complaints"].model_copy(update={"schedule": "office"})
+    office = QUEUES.model_copy(update={"queues": {**QUEUES.queues, "complaints": complaints}})
+    async for h in make_harness(tmp_path, ivr, clock=SUNDAY_NOON, queues=office):
+        yield h
+
+
+async def test_a_closed_queue_takes_a_voicemail(office_harness: Harness) -> None:
+    harness, fake = office_harness, office_harness.fake
+    await fake.start_call("c8")
+    await key_timer_running(harness)
+    await fake.send_dtmf("c8", "16")  # Turkish, complaints: closed on Sunday
+    await fake.wait_for(lambda: bool(fake.live_recordings))
+    assert harness.prompts()[-1] == ["closed/tr"]
+    call_id = harness.timeline[0].call_id
+    [record] = fake.requests_to("POST", "/ari/channels/c8/record")
+    assert record.query["name"] == f"voicemail-{call_id}"
+    assert record.query["terminateOn"] == "#" and record.query["beep"] == "true"
+    recording = {"name": f"voicemail-{call_id}", "format": "wav", "target_uri": "channel:c8", "state": "done"}
+    await fake.emit({"type": "RecordingFinished", "recording": {**recording, "duration": 12}})
+    await harness.wait(lambda k: "ended" in k)
+    call = await harness.call()
+    assert call.outcome == "voicemail" and call.voicemail == f"voicemail-{call_id}"
+    assert fake.requests_to("DELETE", "/ari/channels/c8")
+
+
+async def test_a_failure_of_ours_sends_the_caller_to_the_dialplan_fallback(harness: Harness) -> None:
+    fake = harness.fake
+    fake.fail("POST", "/channels/c9/play", 500, "boom")
+    await fake.start_call("c9")
+    kinds = await harness.wait(lambda k: "ended" in k)
+    assert "error" in kinds
+    assert (await harness.call()).outcome == "failed"
+    [cont] = fake.requests_to("POST", "/ari/channels/c9/continue")
+    assert cont.query["label"] == "fallback"
+
+
+async def test_hand_over_all_sends_every_live_call_to_the_fallback(harness: Harness) -> None:
+    fake = harness.fake
+    fake.auto_finish_playbacks = False
+    await fake.start_call("c10")
+    await fake.start_call("c11")
+    await harness.wait_count("prompt", 2)
+    assert await harness.flow.hand_over_all() == 2
+    for channel in ("c10", "c11"):
+        [cont] = fake.requests_to("POST", f"/ari/channels/{channel}/continue")
+        assert cont.query["label"] == "fallback"
+    ended = [e for e in harness.timeline if e.kind == "ended"]
+    assert {e.data["outcome"] for e in ended} == {"fallback"} and len(ended) == 2
+
+
+async def test_a_call_left_unanswered_by_a_crash_is_answered_and_its_menu_restarted(
+    tmp_path: Path, ivr: IvrConfig
+) -> None:
+    url = f"sqlite:///{tmp_path / 'flow.db'}"
+    await db.upgrade_async(url)
+    store = db.Store(url)
+    calls = CallLog(store)
+    await calls.open("c12", caller_number="0555")  # the previous run died before answering
+    async with FakeAri(username="hotline", password="pw") as fake:
+        fake.auto_finish_playbacks = False
+        fake.make_channel("c12", state="Ring")
+        client = AriClient(fake.base_url, "hotline", "pw", "hotline")
+        flow = IvrFlow(
+            client,
+            calls,
+            ivr,
+            QUEUES,
+            sounds(ivr),
+            FlowConfig("183", LANGUAGES),
+            nowhere,
+            sleep=ManualTimer(),
+        )
+        harness = Harness(fake, calls, flow, ManualTimer())
+        async with client:
+            client.on_event(flow.handle)
+            runner = asyncio.create_task(client.run())
+            kinds = await harness.wait(lambda k: "prompt" in k)
+        await runner
+    await store.close()
+    assert kinds == ["readopted", "answered", "prompt"]
+    assert fake.requests_to("POST", "/ari/channels/c12/answer")

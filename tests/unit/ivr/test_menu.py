@@ -1,0 +1,191 @@
+"""The menu state machine and the tree validator, on the shipped config/ivr.toml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agents.config import load_queues
+from ivr.config import IvrConfig, IvrConfigError, load_ivr
+from ivr.service import Finished, MenuSession, Play, StopPrompt, WaitForKey
+
+SHIPPED = Path("config/ivr.toml")
+QUEUES = load_queues(Path("config/queues.toml"))
+
+
+@pytest.fixture(scope="module")
+def config() -> IvrConfig:
+    return load_ivr(SHIPPED, QUEUES.queues)
+
+
+def session(config: IvrConfig) -> MenuSession:
+    ticks = iter(range(100))
+    return MenuSession(config, language="tr", languages=("tr", "en", "ar"), clock=lambda: float(next(ticks)))
+
+
+def in_main_menu(config: IvrConfig, language_key: str = "1") -> MenuSession:
+    s = session(config)
+    s.start()
+    s.key(language_key)
+    s.prompt_finished()
+    return s
+
+
+def test_start_plays_welcome_then_the_language_menu_in_every_language(config: IvrConfig) -> None:
+    s = session(config)
+    assert s.start() == [
+        Play(
+            (
+                ("welcome", "tr"),
+                ("choose_language", "tr"),
+                ("choose_language", "en"),
+                ("choose_language", "ar"),
+            )
+        )
+    ]
+    assert s.prompt_finished() == [WaitForKey(4.0)]  # the language menu's own timeout
+
+
+@pytest.mark.parametrize(
+    ("digit", "queue"),
+    [("1", "violence_against_women"), ("2", "child_protection"), ("3", "elderly_disabled_care"),
+     ("4", "social_assistance"), ("5", "martyrs_veterans"), ("6", "complaints"), ("0", "operator")],
+)  # fmt: skip
+def test_each_main_menu_key_reaches_its_queue(config: IvrConfig, digit: str, queue: str) -> None:
+    s = in_main_menu(config, "2")
+    assert s.key(digit) == [Finished(queue=queue, language="en", urgent=False, reason="choice")]
+    assert s.key("1") == []  # nothing more once finished
+
+
+def test_a_key_during_a_prompt_stops_it_and_acts_at_once(config: IvrConfig) -> None:
+    s = session(config)
+    s.start()
+    actions = s.key("3")
+    assert actions[0] == StopPrompt()
+    assert actions[1] == Play((("main_menu", "ar"),))
+    assert s.language == "ar"
+
+
+def test_keys_typed_ahead_carry_through_the_menus(config: IvrConfig) -> None:
+    s = session(config)
+    s.start()
+    s.key("1")  # language, while the welcome is still playing
+    assert s.key("2") == [StopPrompt(), Finished("child_protection", "tr", False, "choice")]
+
+
+def test_emergency_key_leaves_any_menu_immediately(config: IvrConfig) -> None:
+    s = session(config)
+    s.start()
+    assert s.key("9") == [StopPrompt(), Finished("emergency", "tr", True, "emergency")]
+    assert s.path[-1] == {"menu": "language", "queue": "emergency", "reason": "emergency", "t": 1.0}
+
+
+def test_wrong_key_replays_with_a_notice_then_goes_to_the_operator(config: IvrConfig) -> None:
+    s = in_main_menu(config)
+    assert s.key("7") == [Play((("invalid", "tr"), ("main_menu", "tr")))]
+    s.prompt_finished()
+    assert s.key("8") == [Play((("invalid", "tr"), ("main_menu", "tr")))]
+    s.prompt_finished()
+    assert s.key("7") == [Finished("operator", "tr", False, "invalid")]
+
+
+def test_silence_repeats_the_menu_then_goes_to_the_operator(config: IvrConfig) -> None:
+    s = in_main_menu(config)
+    assert s.timed_out() == [Play((("no_input", "tr"), ("main_menu", "tr")))]
+    assert s.timed_out() == []  # the prompt is playing again: no timer runs meanwhile
+    s.prompt_finished()
+    s.timed_out()
+    s.prompt_finished()
+    assert s.timed_out() == [Finished("operator", "tr", False, "no_input")]
+
+
+def test_silence_at_the_language_menu_carries_on_in_turkish(config: IvrConfig) -> None:
+    s = session(config)
+    s.start()
+    s.prompt_finished()
+    s.timed_out()  # one retry
+    s.prompt_finished()
+    assert s.timed_out() == [Play((("main_menu", "tr"),))]
+
+
+def test_hash_repeats_and_star_goes_back(config: IvrConfig) -> None:
+    languages = Play((("choose_language", "tr"), ("choose_language", "en"), ("choose_language", "ar")))
+    s = in_main_menu(config, "2")
+    assert s.key("#") == [Play((("main_menu", "en"),))]
+    s.prompt_finished()
+    assert s.key("*") == [languages]  # back to the language menu
+    s.prompt_finished()
+    assert s.key("*") == [languages]  # nothing before the first menu: it is repeated
+
+
+def test_the_path_is_recorded(config: IvrConfig) -> None:
+    s = in_main_menu(config)
+    s.key("7")
+    s.prompt_finished()
+    s.key("2")
+    assert s.path == [  # with the time of each step, in seconds since the call was answered
+        {"menu": "language", "key": "1", "t": 0.0},
+        {"menu": "main", "key": "7", "t": 1.0},
+        {"menu": "main", "key": "2", "t": 2.0},
+        {"menu": "main", "queue": "child_protection", "reason": "choice", "t": 3.0},
+    ]
+
+
+# -- the validator ------------------------------------------------------------------------------
+
+
+def broken(tmp_path: Path, old: str, new: str) -> str:
+    text = SHIPPED.read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "ivr.toml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(IvrConfigError) as caught:
+        load_ivr(path, QUEUES.queues)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ")
+    return message.removeprefix(f"{path}: ")
+
+
+def test_unknown_queue(tmp_path: Path) -> None:
+    message = broken(
+        tmp_path, 'options."6" = { queue = "complaints" }', 'options."6" = { queue = "complaint" }'
+    )
+    assert message == "nodes.main.options.6.queue: no queue named 'complaint'"
+
+
+def test_unknown_menu(tmp_path: Path) -> None:
+    message = broken(tmp_path, 'on_fail = { language = "tr", goto = "main" }', 'on_fail = { goto = "mian" }')
+    assert message == "nodes.language.on_fail.goto: no menu named 'mian'"
+
+
+def test_unreachable_menu(tmp_path: Path) -> None:
+    message = broken(tmp_path, "[nodes.main]", '[nodes.orphan]\nprompt = "invalid"\n\n[nodes.main]')
+    assert message == "nodes.orphan: unreachable from menu.start 'language'"
+
+
+def test_key_clashing_with_a_reserved_key(tmp_path: Path) -> None:
+    message = broken(tmp_path, 'options."0" = { queue = "operator" }', 'options."#" = { queue = "operator" }')
+    assert message == "nodes.main.options.#: # is the repeat key in every menu"
+
+
+def test_target_needs_exactly_one_destination(tmp_path: Path) -> None:
+    message = broken(
+        tmp_path,
+        'options."0" = { queue = "operator" }',
+        'options."0" = { queue = "operator", goto = "main" }',
+    )
+    assert message == "nodes.main.options.0: needs exactly one of goto, queue or emergency = true"
+
+
+def test_prompt_missing_a_language_callers_can_choose(tmp_path: Path) -> None:
+    message = broken(tmp_path, 'ar = "هذا الاختيار غير صحيح."\n', "")
+    assert message == "prompts.invalid: no 'ar' text, but callers can choose it"
+
+
+def test_unknown_prompt_and_unknown_key(tmp_path: Path) -> None:
+    assert (
+        broken(tmp_path, 'prompt = "main_menu"', 'prompt = "main"')
+        == "nodes.main.prompt: no prompt named 'main' in [prompts]"
+    )
+    assert broken(tmp_path, "retries = 2 ", "retry = 2 ") == "menu.retry: unknown key"
