@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -239,17 +240,22 @@ class QueueFlow:
             f"{label.get('tr') or next(iter(label.values()))}: {caller.caller_name or caller.caller_number}"
         )
         for agent_id in offer.agent_ids:
+            # The channel's StasisStart may be handled before ``create`` returns (it comes on the
+            # event socket, in another lane): the offer is known under our own id beforehand.
+            channel_id = f"hotline-agent-{uuid.uuid4().hex}"
+            self._ringing[channel_id] = Ringing(offer.call_id, agent_id, channel_id, offer.timeout)
             try:
-                channel = await self._ari.channels.create(
+                await self._ari.channels.create(
                     f"PJSIP/agent-{agent_id}",
+                    channel_id=channel_id,
                     app_args=["agent", offer.call_id],
                     variables={"CALLERID(name)": shown[:60], "CALLERID(num)": caller.caller_number},
                 )
             except AriError as exc:
+                del self._ringing[channel_id]
                 log.warning("agent_unreachable", agent_id=agent_id, error=str(exc))
                 self.router.no_answer(offer.call_id, agent_id, self._clock())
                 continue
-            self._ringing[channel.id] = Ringing(offer.call_id, agent_id, channel.id, offer.timeout)
             await self._calls.record(offer.call_id, "offered", agent=agent_id)
 
     async def _dial(self, ringing: Ringing) -> None:

@@ -132,6 +132,9 @@ class FakeAri:
         """Answer RESTRequest messages on the event socket (Asterisk 22.4+); False ignores them."""
         self.ws_attempts = 0
         """``/ari/events`` requests so far, refused ones included."""
+        self.create_reply_delay: float | None = None
+        """If set, ``channels/create`` emits StasisStart first and answers this many seconds later
+        (Asterisk's reply and event race; this makes the event win by a margin)."""
         self._failures: dict[tuple[str, str], _Failure] = {}
         self._blocks: dict[tuple[str, str], asyncio.Event] = {}
         self._sockets: list[_Socket] = []
@@ -691,7 +694,11 @@ class FakeAri:
         channel = self.make_channel(
             p.get("channelId"), name=f"{endpoint}-{next(self._ids):08x}", state="Down", app=app, args=args
         )
-        self._later(self._stasis_start_later(channel, args))
+        if self.create_reply_delay is not None:
+            await self._stasis_start_later(channel, args)
+            await asyncio.sleep(self.create_reply_delay)
+        else:
+            self._later(self._stasis_start_later(channel, args))
         return _json(channel)
 
     async def _channels_external_media(
