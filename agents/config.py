@@ -94,6 +94,7 @@ class QueueConfig(_Model):
     max_wait: Seconds | None = None  # then the caller moves to ``overflow``
     overflow: str | None = None
     moh_class: str = "default"
+    service_level: Seconds = 20.0  # answered within this many seconds counts as served in time
 
     @model_validator(mode="after")
     def _check(self) -> QueueConfig:
