@@ -95,6 +95,7 @@ class WaitingCall:
     priority_boost: int = 0  # a supervisor can move a caller up
     tried: set[str] = field(default_factory=set)  # agents who missed this call
     offered_to: frozenset[str] = frozenset()
+    only_agent: str | None = None  # transferred to this agent: nobody else until they miss it
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +173,11 @@ class Router:
         if agent.presence is Presence.paused and agent.reason == "device_unreachable":
             self._set(agent, Presence.available, now, "device_reachable")
 
+    def drain(self) -> list[Transition]:
+        """Presence changes since the last drain (the caller stores them; memory stays flat)."""
+        fresh, self.transitions = self.transitions, []
+        return fresh
+
     # -- calls -----------------------------------------------------------------------------------
 
     def enqueue(self, call: WaitingCall) -> None:
@@ -186,6 +192,14 @@ class Router:
             return False
         call.queue = queue
         call.tried.clear()
+        return True
+
+    def reprioritise(self, call_id: str, boost: int) -> bool:
+        """A supervisor moves a waiting caller up (or down) among the calls of equal urgency."""
+        call = self.waiting.get(call_id)
+        if call is None:
+            return False
+        call.priority_boost = boost
         return True
 
     def abandon(self, call_id: str, now: float) -> list[str]:
@@ -228,9 +242,11 @@ class Router:
         agent.missed_in_a_row += 1
         rules = self.queues[self.waiting[call_id].queue] if call_id in self.waiting else None
         if rules is not None:
+            call = self.waiting[call_id]
             agent.penalised_until = now + rules.no_answer_penalty
-            self.waiting[call_id].tried.add(agent_id)
-            self.waiting[call_id].offered_to -= {agent_id}
+            call.tried.add(agent_id)
+            call.offered_to -= {agent_id}
+            call.only_agent = None  # a transfer to an agent who did not answer goes to the queue
         limit = rules.max_no_answer if rules else 3
         if agent.missed_in_a_row >= limit:
             self._set(agent, Presence.paused, now, "no_answer")
@@ -273,6 +289,9 @@ class Router:
         reached = [t.min_proficiency for t in rules.tiers if waited >= t.after]
         threshold = min(reached) if reached else rules.tiers[0].min_proficiency
         language_matters = rules.language_required and waited < rules.language_wait
+        if call.only_agent is not None:
+            wanted = self.agents.get(call.only_agent)
+            return [wanted] if wanted is not None and wanted.presence is Presence.available else []
         found = []
         for agent in self.agents.values():
             if agent.presence is not Presence.available or call.queue not in agent.queues:

@@ -17,10 +17,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import structlog
+from sqlmodel import col, select
 
 from agents.config import QueuesConfig
+from agents.errors import BadRequest, CommandError, UnknownTarget
 from agents.models import AgentEvent
-from agents.service import Agent, Offer, Router, Transition, WaitingCall
+from agents.notifier import Notifier
+from agents.service import Agent, Offer, Presence, PresenceError, Router, Transition, WaitingCall
 from ari import AriClient, AriError, NotFound
 from ari import events as ev
 from hotline.calls import CallLog
@@ -43,6 +46,7 @@ class AgentSeat:
     queues: frozenset[str]  # empty: every queue
     languages: frozenset[str]
     skills: dict[str, int]
+    login_at_start: bool = True  # a static member; otherwise the agent logs in through the API
 
 
 @dataclass(slots=True)
@@ -52,6 +56,9 @@ class Caller:
     queue: str
     caller_name: str = ""
     caller_number: str = ""
+    language: str = ""
+    urgent: bool = False
+    since: float = 0.0  # when the caller first joined a queue (kept across transfers)
     bridge_id: str = ""  # the mixing bridge once connected
     agent_id: str = ""
     agent_channel: str = ""
@@ -100,6 +107,7 @@ class QueueFlow:
         self._queues = queues
         self._clock = clock
         self._sleep = sleep
+        seats = list(seats)
         self.router = Router(q.rules(queue_id) for queue_id, q in queues.queues.items())
         for seat in seats:
             serves = seat.queues or frozenset(queues.queues)
@@ -109,26 +117,48 @@ class QueueFlow:
         self._ringing: dict[str, Ringing] = {}  # agent channel id -> the offer it carries
         self._holding: dict[str, str] = {}  # queue -> holding bridge id
         self._timers = Timers()
-        self._saved = 0  # router transitions already stored
+        self._seats = {seat.id: seat for seat in seats}
+        self._wrap_ups: dict[str, asyncio.Task[None]] = {}  # agent -> the timer ending their wrap-up
+        self._phones: dict[str, str] = {}  # agent -> last endpoint state seen
+        self.notices = Notifier()
 
     # -- agents --------------------------------------------------------------------------------
 
     async def start(self, tick: float = 1.0) -> None:
-        """Agents are logged in (static members, until the agent API exists); those whose phone is
-        not reachable are paused until it is."""
+        """Agents come back as they were (logged out, or paused with their reason); static members
+        log in on their first start. Those whose phone is not reachable are paused until it is."""
         async with self._lock:
             now = self._clock()
             for agent_id in self.router.agents:
-                self.router.login(agent_id, now)
+                await self._restore(agent_id, now)
                 try:
                     state = (await self._ari.endpoints.get("PJSIP", f"agent-{agent_id}")).state
                 except NotFound:  # no such endpoint in Asterisk: its config is older than ours
                     state = "unknown"
                 log.info("agent_phone", agent_id=agent_id, state=state)
+                self._phones[agent_id] = state
                 if state != "online":
                     self.router.device_unreachable(agent_id, now)
             await self._save_transitions()
         self._timers.start(self._tick(tick))
+
+    async def _restore(self, agent_id: str, now: float) -> None:
+        async with self._store.session() as session:
+            last = (
+                await session.exec(
+                    select(AgentEvent)
+                    .where(AgentEvent.agent_id == agent_id)
+                    .order_by(col(AgentEvent.id).desc())
+                    .limit(1)
+                )
+            ).first()
+        if last is None:
+            if self._seats[agent_id].login_at_start:
+                self.router.login(agent_id, now)
+        elif last.after != Presence.offline:
+            self.router.login(agent_id, now)
+            if last.after == Presence.paused and last.reason != "device_unreachable":
+                self.router.pause(agent_id, last.reason, now)
 
     async def _watch_phones(self) -> None:
         """Follow the agents' phones registering and dropping (subscriptions end with a connection)."""
@@ -140,6 +170,9 @@ class QueueFlow:
         agent_id = endpoint.removeprefix("agent-")
         if agent_id not in self.router.agents:
             return
+        if self._phones.get(agent_id) == state:
+            return  # the endpoint reports every change of its channels, not only of its state
+        self._phones[agent_id] = state
         log.info("agent_phone", agent_id=agent_id, state=state)
         if state == "online":
             self.router.device_reachable(agent_id, self._clock())
@@ -152,10 +185,14 @@ class QueueFlow:
         """Time alone changes things: tiers widen and callers overflow as they wait. Look again."""
         while True:
             await self._sleep(every)
-            if self.router.waiting:
+            if not self.router.waiting:
+                continue
+            try:
                 async with self._lock:
                     await self._overflow()
                     await self._offer()
+            except Exception:  # one bad pass must not stop time-based routing for good
+                log.exception("queue_tick_failed")
 
     async def _overflow(self) -> None:
         now = self._clock()
@@ -174,10 +211,12 @@ class QueueFlow:
             log.info("call_overflowed", call_id=call.call_id, source=old, queue=caller.queue)
 
     async def _save_transitions(self) -> None:
-        fresh: list[Transition] = self.router.transitions[self._saved :]
+        fresh: list[Transition] = self.router.drain()
         if not fresh:
             return
-        self._saved = len(self.router.transitions)
+        for t in fresh:
+            notice = {"type": "presence", "agent": t.agent_id, "presence": t.after, "reason": t.reason}
+            self.notices.publish(notice, t.agent_id)
         async with self._store.session() as session:
             for t in fresh:
                 session.add(
@@ -198,18 +237,41 @@ class QueueFlow:
     ) -> None:
         """A caller the IVR is done with joins ``queue``; from now on this flow owns the channel."""
         async with self._lock:
-            waiting = Caller(call_id, channel_id, queue, caller_name=caller[0], caller_number=caller[1])
+            waiting = Caller(
+                call_id,
+                channel_id,
+                queue,
+                caller_name=caller[0],
+                caller_number=caller[1],
+                language=language,
+                urgent=urgent,
+                since=self._clock(),
+            )
             self._callers[channel_id] = waiting
-            bridge = await self._holding_bridge(queue)
-            try:
-                await self._ari.bridges.add_channel(bridge, channel_id)
-            except AriError as exc:  # already there: a caller handed over again after a restart
-                log.info("caller_already_waiting", call_id=call_id, error=str(exc))
-            self.router.enqueue(WaitingCall(call_id, queue, language, urgent, self._clock()))
-            position = self.router.position(call_id, self._clock())
-            await self._calls.record(call_id, "queued", queue=queue, position=position, urgent=urgent)
-            log.info("call_queued", call_id=call_id, queue=queue, position=position, urgent=urgent)
+            await self._wait_in(waiting, queue)
             await self._offer()
+
+    async def _wait_in(self, caller: Caller, queue: str, only_agent: str | None = None) -> None:
+        """Put the caller in ``queue``'s holding bridge and in the router's waiting calls."""
+        caller.queue = queue
+        bridge = await self._holding_bridge(queue)
+        try:
+            await self._ari.bridges.add_channel(bridge, caller.channel_id)
+        except AriError as exc:  # already there: a caller handed over again after a restart
+            log.info("caller_already_waiting", call_id=caller.call_id, error=str(exc))
+        call = WaitingCall(caller.call_id, queue, caller.language, caller.urgent, caller.since)
+        call.only_agent = only_agent
+        self.router.enqueue(call)
+        position = self.router.position(caller.call_id, self._clock())
+        await self._calls.record(
+            caller.call_id, "queued", queue=queue, position=position, urgent=caller.urgent
+        )
+        log.info("call_queued", call_id=caller.call_id, queue=queue, position=position, urgent=caller.urgent)
+        self._queue_changed(queue)
+
+    def _queue_changed(self, queue: str) -> None:
+        waiting = [c for c in self.router.waiting.values() if c.queue == queue]
+        self.notices.publish({"type": "queue", "queue": queue, "waiting": len(waiting)})
 
     async def _holding_bridge(self, queue: str) -> str:
         bridge_id = self._holding.get(queue)
@@ -225,10 +287,10 @@ class QueueFlow:
         # Repeat while agents turn out unreachable: each miss frees them, and a caller may be
         # offered to the next; misses pause an agent after max_no_answer, so this ends.
         while offers := self.router.offers(self._clock()):
-            unreachable = len(self.router.transitions)
+            before = len(self.router.transitions)
             for offer in offers:
                 await self._ring(offer)
-            if not any(t.reason == "no_answer" for t in self.router.transitions[unreachable:]):
+            if not any(t.reason == "no_answer" for t in self.router.transitions[before:]):
                 break
         await self._save_transitions()
 
@@ -244,6 +306,7 @@ class QueueFlow:
             # event socket, in another lane): the offer is known under our own id beforehand.
             channel_id = f"hotline-agent-{uuid.uuid4().hex}"
             self._ringing[channel_id] = Ringing(offer.call_id, agent_id, channel_id, offer.timeout)
+            self.notices.publish({"type": "offer", **self._describe(caller)}, agent_id)
             try:
                 await self._ari.channels.create(
                     f"PJSIP/agent-{agent_id}",
@@ -344,6 +407,21 @@ class QueueFlow:
         await self._ari.bridges.add_channel(bridge.id, [caller.channel_id, ringing.channel_id])
         await self._calls.record(caller.call_id, "agent_connected", agent=ringing.agent_id)
         log.info("agent_connected", call_id=caller.call_id, agent_id=ringing.agent_id)
+        self.notices.publish({"type": "connected", **self._describe(caller)}, ringing.agent_id)
+        self._queue_changed(caller.queue)
+
+    def _describe(self, caller: Caller) -> dict[str, object]:
+        """What a desktop shows about a call: who, from which queue, urgent or not."""
+        return {
+            "call_id": caller.call_id,
+            "queue": caller.queue,
+            "label": self._queues.label(caller.queue),
+            "caller_number": caller.caller_number,
+            "caller_name": caller.caller_name,
+            "language": caller.language,
+            "urgent": caller.urgent,
+            "agent": caller.agent_id or None,
+        }
 
     async def _hang_up_offer(self, call_id: str, agent_id: str) -> None:
         for channel_id, ringing in list(self._ringing.items()):
@@ -364,6 +442,7 @@ class QueueFlow:
         await self._save_transitions()
         await self._calls.record(caller.call_id, "abandoned_in_queue", queue=caller.queue)
         await self._close(caller, CallOutcome.abandoned)
+        self._queue_changed(caller.queue)
 
     async def _agent_channel_gone(self, ringing: Ringing) -> None:
         caller = self._caller_of(ringing.call_id)
@@ -374,16 +453,31 @@ class QueueFlow:
         elif ringing.answered:
             # The agent's call is over, whoever hung up first: wrap-up, then the next call.
             wrap = self.router.call_ended(ringing.agent_id, self._clock())
+            self.notices.publish(
+                {"type": "ended", "call_id": ringing.call_id, "wrap_up": wrap}, ringing.agent_id
+            )
             await self._save_transitions()
             if caller is not None and caller.agent_channel == ringing.channel_id:
                 self._callers.pop(caller.channel_id, None)
                 await self._ari.channels.hangup(caller.channel_id)
                 await self._close(caller, CallOutcome.completed)
-            self._timers.start(self._wrap_up(ringing.agent_id, wrap))
+            self._start_wrap_up(ringing.agent_id, wrap)
+
+    def _start_wrap_up(self, agent_id: str, seconds: float) -> None:
+        # One timer per agent: a timer left from an earlier call must never cut a later wrap-up short.
+        old = self._wrap_ups.pop(agent_id, None)
+        if old is not None:
+            old.cancel()
+        task = asyncio.ensure_future(self._wrap_up(agent_id, seconds))
+        self._wrap_ups[agent_id] = task
+        self._timers.tasks.add(task)
+        task.add_done_callback(self._timers.tasks.discard)
 
     async def _wrap_up(self, agent_id: str, seconds: float) -> None:
         await self._sleep(seconds)
         async with self._lock:
+            if self._wrap_ups.get(agent_id) is asyncio.current_task():
+                del self._wrap_ups[agent_id]
             self.router.wrap_up_done(agent_id, self._clock())
             await self._offer()
 
@@ -394,6 +488,158 @@ class QueueFlow:
         await self._calls.record(caller.call_id, "stasis_end")
         await self._calls.close(caller.call_id, outcome)
         log.info("call_ended", call_id=caller.call_id, outcome=outcome.value)
+
+    # -- agents' and supervisors' commands ------------------------------------------------------
+
+    def _known(self, agent_id: str) -> None:
+        if agent_id not in self.router.agents:
+            raise UnknownTarget(f"no agent {agent_id!r}")
+
+    async def login(self, agent_id: str) -> None:
+        self._known(agent_id)
+        async with self._lock:
+            now = self._clock()
+            try:
+                self.router.login(agent_id, now)
+            except PresenceError as exc:
+                raise CommandError(str(exc)) from None
+            if self._phones.get(agent_id) != "online":
+                self.router.device_unreachable(agent_id, now)
+            await self._offer()
+
+    async def logout(self, agent_id: str) -> None:
+        """Log out now, or when the call in progress (and its wrap-up) is over."""
+        self._known(agent_id)
+        async with self._lock:
+            if self.router.agents[agent_id].presence is Presence.offline:
+                raise CommandError(f"agent {agent_id} is not logged in")
+            self.router.logout(agent_id, self._clock())
+            await self._save_transitions()
+
+    async def pause(self, agent_id: str, reason: str) -> None:
+        """Pause now, or when the call in progress (and its wrap-up) is over."""
+        self._known(agent_id)
+        if reason not in self._queues.pause_reasons:
+            raise BadRequest(f"unknown pause reason {reason!r}; use one of {self._queues.pause_reasons}")
+        async with self._lock:
+            if self.router.agents[agent_id].presence is Presence.offline:
+                raise CommandError(f"agent {agent_id} is not logged in")
+            self.router.pause(agent_id, reason, self._clock())
+            await self._save_transitions()
+
+    async def resume(self, agent_id: str) -> None:
+        self._known(agent_id)
+        async with self._lock:
+            try:
+                self.router.resume(agent_id, self._clock())
+            except PresenceError as exc:
+                raise CommandError(str(exc)) from None
+            if self._phones.get(agent_id) != "online":
+                self.router.device_unreachable(agent_id, self._clock())
+            await self._offer()
+
+    async def end_wrap_up(self, agent_id: str) -> None:
+        """The agent is done with the paperwork before the wrap-up time is over."""
+        self._known(agent_id)
+        async with self._lock:
+            if self.router.agents[agent_id].presence is not Presence.wrap_up:
+                raise CommandError(f"agent {agent_id} is not in wrap-up")
+            timer = self._wrap_ups.pop(agent_id, None)
+            if timer is not None:
+                timer.cancel()
+            self.router.wrap_up_done(agent_id, self._clock())
+            await self._offer()
+
+    async def reprioritise(self, call_id: str, boost: int) -> None:
+        """A supervisor moves a waiting caller ahead of (or behind) others of the same urgency."""
+        async with self._lock:
+            if not self.router.reprioritise(call_id, boost):
+                raise UnknownTarget(f"no waiting call {call_id!r}")
+            await self._calls.record(call_id, "reprioritised", boost=boost)
+            await self._offer()
+
+    async def transfer(self, agent_id: str, *, queue: str | None = None, to_agent: str | None = None) -> str:
+        """Send the agent's caller to another queue or agent, keeping the call (its id, history and
+        place: the caller's original wait counts); the agent goes to wrap-up. Returns the call id."""
+        self._known(agent_id)
+        if to_agent is not None:
+            self._known(to_agent)
+            if to_agent == agent_id:
+                raise BadRequest("an agent cannot transfer a call to themselves")
+        if queue is not None and queue not in self._queues.queues:
+            raise UnknownTarget(f"no queue {queue!r}")
+        async with self._lock:
+            caller = next((c for c in self._callers.values() if c.agent_id == agent_id and c.bridge_id), None)
+            if caller is None:
+                raise CommandError(f"agent {agent_id} has no call to transfer")
+            target = queue or caller.queue
+            bridge, agent_channel = caller.bridge_id, caller.agent_channel
+            caller.bridge_id = caller.agent_id = caller.agent_channel = ""
+            await self._calls.transferred(
+                caller.call_id,
+                queue=target,
+                category=self._queues.category(target),
+                by_agent=agent_id,
+                to_agent=to_agent,
+            )
+            log.info("call_transferred", call_id=caller.call_id, agent_id=agent_id, queue=target, to=to_agent)
+            with contextlib.suppress(NotFound):
+                await self._ari.bridges.remove_channel(bridge, caller.channel_id)
+            await self._wait_in(caller, target, only_agent=to_agent)
+            # The agent's leg ends here; its StasisEnd starts their wrap-up (the caller stays).
+            with contextlib.suppress(NotFound):
+                await self._ari.channels.hangup(agent_channel)
+            with contextlib.suppress(NotFound):
+                await self._ari.bridges.destroy(bridge)
+            await self._offer()
+            return caller.call_id
+
+    def agent_state(self, agent_id: str) -> dict[str, object]:
+        """An agent's presence and current call, for their desktop."""
+        self._known(agent_id)
+        agent = self.router.agents[agent_id]
+        now = self._clock()
+        call = next((c for c in self._callers.values() if c.agent_id == agent_id), None)
+        offered = next(
+            (self._caller_of(r.call_id) for r in self._ringing.values() if r.agent_id == agent_id), None
+        )
+        return {
+            "agent": agent_id,
+            "name": self._seats[agent_id].name,
+            "presence": agent.presence.value,
+            "reason": agent.reason,
+            "seconds": round(now - agent.since, 1),
+            "pending": agent.pending.value if agent.pending else None,
+            "calls": agent.calls,
+            "phone": self._phones.get(agent_id, "unknown"),
+            "queues": sorted(agent.queues),
+            "call": self._describe(call) if call else None,
+            "offer": self._describe(offered) if offered and agent.presence is Presence.reserved else None,
+        }
+
+    def snapshot(self) -> dict[str, object]:
+        """Every queue and agent as they are now, for the wallboard."""
+        now = self._clock()
+        queues = []
+        for queue_id in self._queues.queues:
+            waiting = sorted(
+                (c for c in self.router.waiting.values() if c.queue == queue_id),
+                key=lambda c: self.router.position(c.call_id, now),
+            )
+            queues.append(
+                {
+                    "queue": queue_id,
+                    "label": self._queues.label(queue_id),
+                    "waiting": len(waiting),
+                    "longest_wait": round(max((now - c.since for c in waiting), default=0.0), 1),
+                    "callers": [
+                        {"call_id": c.call_id, "urgent": c.urgent, "wait": round(now - c.since, 1)}
+                        for c in waiting
+                    ],
+                    "talking": sum(1 for c in self._callers.values() if c.queue == queue_id and c.bridge_id),
+                }
+            )
+        return {"queues": queues, "agents": [self.agent_state(a) for a in self.router.agents]}
 
     # -- stopping ------------------------------------------------------------------------------
 
@@ -428,5 +674,8 @@ class QueueFlow:
 def seats_from_settings(agents: Iterable[AgentSection]) -> list[AgentSeat]:
     """Agents as configured in hotline.toml ([[agents]])."""
     return [
-        AgentSeat(a.id, a.name, frozenset(a.queues), frozenset(a.languages), dict(a.skills)) for a in agents
+        AgentSeat(
+            a.id, a.name, frozenset(a.queues), frozenset(a.languages), dict(a.skills), a.login_at_start
+        )
+        for a in agents
     ]

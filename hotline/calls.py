@@ -70,6 +70,16 @@ class CallLog:
         data = {"queue": queue, "category": category, "language": language, "path": path}
         await self._update(call_id, "ivr_done", data, queue=queue, category=category, language=language)
 
+    async def transferred(
+        self, call_id: str, *, queue: str, category: str | None, by_agent: str, to_agent: str | None
+    ) -> None:
+        """An agent sent the caller on to another queue or agent; the call keeps its history."""
+        data = {"agent": by_agent, "queue": queue, "to_agent": to_agent}
+        fields: dict[str, Any] = {"queue": queue}
+        if category is not None:
+            fields["category"] = category
+        await self._update(call_id, "transferred", data, **fields)
+
     async def voicemail(self, call_id: str, recording: str, duration: int | None) -> None:
         await self._update(
             call_id, "voicemail", {"recording": recording, "duration": duration}, voicemail=recording

@@ -109,6 +109,9 @@ class AsteriskSection(_Section):
     modules_dir: str = ""
     root_cache: str = ""
     mirror: str = ""
+    # Logged in on the first start (a static member); otherwise the agent logs in at the desktop.
+    # Later starts keep what the agent last did (logged out, paused with a reason).
+    login_at_start: bool = True
     sip_host: str = "127.0.0.1"
     sip_port: Port = 5060
     rtp_start: Port = 10000

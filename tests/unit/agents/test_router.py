@@ -223,3 +223,46 @@ def test_a_waiting_call_moves_to_another_queue_keeping_its_wait() -> None:
     r.enqueue(call("c1", "a", since=3))
     assert r.move("c1", "b") and r.waiting["c1"].queue == "b" and r.waiting["c1"].since == 3
     assert not r.move("c1", "nowhere")
+
+
+def test_a_call_transferred_to_an_agent_waits_for_them_then_falls_back_to_the_queue() -> None:
+    r = router()
+    targeted = call("c1")
+    targeted.only_agent = "a3"
+    r.enqueue(targeted)
+    [offer] = r.offers(now=20)
+    assert offer.agent_ids == ("a3",)  # not a1, who has been idle longest
+    r.no_answer("c1", "a3", now=40)
+    [offer] = r.offers(now=41)
+    assert offer.agent_ids == ("a1",)
+
+
+def test_a_targeted_call_does_not_ring_anyone_else_while_its_agent_is_busy() -> None:
+    r = router()
+    r.pause("a2", "break", now=5)
+    targeted = call("c1")
+    targeted.only_agent = "a2"
+    r.enqueue(targeted)
+    assert r.offers(now=20) == []
+    r.resume("a2", now=21)
+    [offer] = r.offers(now=22)
+    assert offer.agent_ids == ("a2",)
+
+
+def test_a_supervisor_moves_a_caller_up_among_calls_of_equal_urgency() -> None:
+    r = router(agents=1)
+    r.enqueue(call("early", since=10))
+    r.enqueue(call("late", since=15))
+    r.enqueue(call("urgent", since=16, urgent=True))
+    assert r.reprioritise("late", 5)
+    assert not r.reprioritise("gone", 5)
+    assert [r.position(c, now=20) for c in ("urgent", "late", "early")] == [1, 2, 3]
+
+
+def test_draining_hands_over_each_transition_once() -> None:
+    r = router(agents=2)
+    first = r.drain()
+    assert [(t.agent_id, t.after) for t in first] == [("a1", Presence.available), ("a2", Presence.available)]
+    assert r.drain() == []
+    r.pause("a1", "meal", now=3)
+    assert [(t.agent_id, t.reason) for t in r.drain()] == [("a1", "meal")]

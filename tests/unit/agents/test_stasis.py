@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from agents.config import load_queues
+from agents.errors import BadRequest, CommandError
+from agents.notifier import Notice, Subscription
+from agents.service import Presence
 from agents.stasis import AgentSeat, QueueFlow
 from ari import AriClient
 from ari.testing import FakeAri
@@ -21,6 +24,42 @@ from hotline.models import CallEvent
 QUEUES = load_queues(Path("config/queues.toml"))
 
 
+class Timers:
+    """Stands in for asyncio.sleep: a wait ends only when the test lets waits of that length end."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[float, asyncio.Future[None]]] = []
+        self.armed = asyncio.Event()
+
+    async def __call__(self, seconds: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending.append((seconds, future))
+        self.armed.set()
+        await future
+
+    def running(self, seconds: float) -> int:
+        return sum(1 for s, f in self.pending if s == seconds and not f.done())
+
+    async def expire(self, seconds: float) -> None:
+        """Wait until a wait of ``seconds`` is running, then end every such wait."""
+        async with asyncio.timeout(5):
+            while not self.running(seconds):
+                self.armed.clear()
+                await self.armed.wait()
+        for s, future in self.pending:
+            if s == seconds and not future.done():
+                future.set_result(None)
+
+
+async def presence(stream: Subscription, agent_id: str, wanted: Presence) -> Notice:
+    """The next notice that ``agent_id`` has become ``wanted``."""
+    async with asyncio.timeout(5):
+        while True:
+            notice = await stream.get()
+            if notice["type"] == "presence" and notice["agent"] == agent_id and notice["presence"] == wanted:
+                return notice
+
+
 @dataclass
 class Desk:
     fake: FakeAri
@@ -28,6 +67,9 @@ class Desk:
     flow: QueueFlow
     timeline: list[CallEvent]
     changed: asyncio.Event
+    timers: Timers
+    client: AriClient
+    store: db.Store
 
     async def queued_caller(self, queue: str = "emergency") -> str:
         """A caller the IVR hands to ``queue``; returns the call id."""
@@ -42,6 +84,15 @@ class Desk:
                 self.changed.clear()
                 await self.changed.wait()
         return found[0]
+
+    async def count(self, kind: str, n: int) -> None:
+        async with asyncio.timeout(5):
+            while sum(1 for e in self.timeline if e.kind == kind) < n:
+                self.changed.clear()
+                await self.changed.wait()
+
+    def agent_channel(self) -> str:
+        return next(c for c in self.fake.channels if c.startswith("hotline-agent-"))
 
 
 @pytest.fixture
@@ -64,13 +115,14 @@ async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
 
         calls.subscribe(seen)
         seat = AgentSeat("a1", "Ayşe", frozenset(), frozenset({"tr"}), {})
-        flow = QueueFlow(client, calls, store, QUEUES, [seat])
+        timers = Timers()
+        flow = QueueFlow(client, calls, store, QUEUES, [seat], sleep=timers)
         async with client:
             client.on_event(flow.handle)
             runner = asyncio.create_task(client.run())
             await client.wait_connected(5)
             await flow.start()
-            yield Desk(fake, calls, flow, timeline, changed)
+            yield Desk(fake, calls, flow, timeline, changed, timers, client, store)
             await flow.close()
         await runner
     await store.close()
@@ -93,3 +145,58 @@ async def test_an_agent_channel_entering_the_app_after_create_answers_is_dialled
     await desk.queued_caller()
     connected = await desk.until("agent_connected")
     assert connected.data == {"agent": "a1"}
+
+
+async def test_an_early_wrap_up_timer_never_cuts_a_later_wrap_up_short(desk: Desk) -> None:
+    async with desk.flow.notices.subscribe("a1") as stream:
+        await desk.queued_caller()
+        await desk.until("agent_connected")
+        await desk.fake.caller_hangup(desk.agent_channel())  # the agent hangs up: 60 s of wrap-up
+        await presence(stream, "a1", Presence.wrap_up)
+        await desk.flow.end_wrap_up("a1")  # done early; the 60 s timer of that call is cancelled
+        await desk.queued_caller()
+        await desk.count("agent_connected", 2)
+        await desk.fake.caller_hangup(desk.agent_channel())
+        await presence(stream, "a1", Presence.wrap_up)
+        await desk.timers.expire(60.0)  # only the second call's timer is left to run
+        done = await presence(stream, "a1", Presence.available)
+    assert done["reason"] == "wrap_up_done"
+    with pytest.raises(CommandError):
+        await desk.flow.end_wrap_up("a1")
+
+
+async def test_pause_during_a_call_waits_for_its_end_and_survives_a_restart(desk: Desk) -> None:
+    with pytest.raises(BadRequest):
+        await desk.flow.pause("a1", "nap")
+    async with desk.flow.notices.subscribe("a1") as stream:
+        await desk.queued_caller()
+        await desk.until("agent_connected")
+        await desk.flow.pause("a1", "meal")
+        assert desk.flow.agent_state("a1")["pending"] == "paused"
+        await desk.fake.caller_hangup(desk.agent_channel())
+        await desk.timers.expire(60.0)
+        paused = await presence(stream, "a1", Presence.paused)
+    assert paused["reason"] == "meal"
+    # A new process on the same database: the agent is still on their meal break, not available.
+    seat = AgentSeat("a1", "Ayşe", frozenset(), frozenset({"tr"}), {})
+    again = QueueFlow(desk.client, desk.calls, desk.store, QUEUES, [seat], sleep=desk.timers)
+    await again.start()
+    agent = again.router.agents["a1"]
+    assert (agent.presence, agent.reason) == (Presence.paused, "meal")
+    await again.close(tidy=False)
+
+
+async def test_a_transferred_caller_waits_in_the_new_queue_and_the_agent_wraps_up(desk: Desk) -> None:
+    async with desk.flow.notices.subscribe("a1") as stream:
+        call_id = await desk.queued_caller("social_assistance")
+        await desk.until("agent_connected")
+        caller_channel = next(c for c in desk.fake.channels if not c.startswith("hotline-agent-"))
+        assert await desk.flow.transfer("a1", queue="operator") == call_id
+        await presence(stream, "a1", Presence.wrap_up)
+    assert desk.flow.router.waiting[call_id].queue == "operator"
+    assert desk.fake.bridges["hotline-queue-operator"]["channels"] == [caller_channel]
+    assert not [b for b in desk.fake.bridges.values() if b["bridge_type"] == "mixing"]
+    call = await desk.calls.get(call_id)
+    assert call is not None and call.queue == "operator" and call.outcome is None
+    kinds = [e.kind for e in desk.timeline if e.call_id == call_id]
+    assert kinds[-2:] == ["transferred", "queued"]
