@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hotline import asterisk, db
+from hotline.auth import UserError, password_file
+from hotline.models import WebUser
 from hotline.settings import Settings, SettingsError, load_settings
 
 EXIT_CONFIG = 2
@@ -43,6 +46,30 @@ def _parser() -> argparse.ArgumentParser:
     prompts.add_parser("build", help="synthesise prompts that have no recording")
 
     sub.add_parser("banner", help="print where everything is")
+
+    users = sub.add_parser("users", help="web sign-in accounts").add_subparsers(dest="action", required=True)
+    users.add_parser("list", help="show every user")
+    # No abbreviations: "--password SECRET" must fail, not be taken for --password-file.
+    add = users.add_parser(
+        "add", help="create a user (the password is asked for, never an argument)", allow_abbrev=False
+    )
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=["agent", "supervisor", "admin"])
+    add.add_argument("--agent", help="the [[agents]] id this user is")
+    add.add_argument("--name", default="", help="display name (default: the username)")
+    passwd = users.add_parser(
+        "passwd", help="set a new password (ends the user's sessions)", allow_abbrev=False
+    )
+    passwd.add_argument("username")
+    for cmd in (add, passwd):
+        cmd.add_argument(
+            "--password-file", type=Path, help="read the password from this file's first line ('-': stdin)"
+        )
+    for action, text in (
+        ("disable", "stop a user signing in (ends their sessions)"),
+        ("enable", "undo disable"),
+    ):
+        users.add_parser(action, help=text).add_argument("username")
 
     call = sub.add_parser("call", help="place a test call through SIPp")
     call.add_argument("number", nargs="?", help="number to dial (default: asterisk.extension)")
@@ -144,6 +171,64 @@ def _call(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _read_password(path: Path | None) -> str:
+    """From --password-file (first line; '-' is stdin), else asked twice at the terminal."""
+    if path is not None:
+        try:
+            text = sys.stdin.readline() if str(path) == "-" else path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+        return text.splitlines()[0] if text.strip() else ""
+    password = getpass.getpass("Password / Parola: ")
+    if getpass.getpass("Again / Tekrar: ") != password:
+        raise UserError("the two passwords differ")
+    return password
+
+
+def _print_users(users: Sequence[WebUser]) -> None:
+    for u in users:
+        last = u.last_login_at.isoformat(timespec="seconds") if u.last_login_at else "never"
+        state = "disabled" if u.disabled else "active"
+        print(f"{u.username:<20} {u.role:<10} {u.agent_id or '-':<8} {state:<8} {last:<25} {u.display_name}")
+
+
+def _users(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.auth import Users
+
+    if args.action == "add" and args.agent and args.agent not in {a.id for a in settings.agents}:
+        raise UserError(f"no [[agents]] entry has id {args.agent!r}")
+    password = _read_password(args.password_file) if args.action in ("add", "passwd") else ""
+
+    async def act(users: Users) -> str:
+        if args.action == "list":
+            _print_users(await users.list())
+            return ""
+        if args.action == "add":
+            await users.add(args.username, args.role, password, args.name, args.agent)
+            return f"user {args.username} added ({args.role})"
+        if args.action == "passwd":
+            await users.set_password(args.username, password)
+            # A generated password file that no longer opens anything goes, so nobody relies on it.
+            generated = settings.state_path / "secrets" / password_file(args.username)
+            if generated.exists() and generated.read_text().strip() != password:
+                generated.unlink()
+            return f"password of {args.username} changed; their sessions are closed"
+        await users.set_disabled(args.username, args.action == "disable")
+        return f"user {args.username} {args.action}d"
+
+    async def main() -> str:
+        store = db.Store(settings.database_url)
+        try:
+            await store.check_schema()
+            return await act(Users(store))
+        finally:
+            await store.close()
+
+    if said := asyncio.run(main()):
+        print(said)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -158,13 +243,14 @@ def main(argv: list[str] | None = None) -> int:
         "prompts": lambda: _prompts(settings, args),
         "call": lambda: _call(settings, args),
         "banner": lambda: _banner(settings),
+        "users": lambda: _users(settings, args),
     }
     try:
         return handlers[args.command]()
     except SettingsError as exc:  # files read later, such as the IVR menus
         print(f"hotline: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except (asterisk.AsteriskError, db.DatabaseError) as exc:
+    except (asterisk.AsteriskError, db.DatabaseError, UserError) as exc:
         print(f"hotline: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -73,3 +73,31 @@ class CallEvent(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     kind: str = Field(max_length=64)
     data: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+
+
+class WebUser(SQLModel, table=True):
+    """A person who signs in to the web desktop; roles and passwords live in ``hotline.auth``."""
+
+    __tablename__ = "web_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(index=True, unique=True, max_length=64)
+    display_name: str = Field(default="", max_length=128)
+    role: str = Field(max_length=16)  # agent | supervisor | admin
+    agent_id: str | None = Field(default=None, index=True, max_length=64)  # the [[agents]] id this user is
+    password_hash: str = Field(max_length=255)
+    disabled: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    last_login_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser or API client. Only the SHA-256 of the token is stored."""
+
+    __tablename__ = "web_session"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="web_user.id", ondelete="CASCADE", index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    expires_at: datetime = Field(sa_type=UtcDateTime, index=True)  # the absolute end, whatever the activity

@@ -78,6 +78,12 @@ class AriSection(_Section):
 class WebSection(_Section):
     host: str = "127.0.0.1"
     port: Port = 8080
+    # A session ends after this long without a request, and at the latest this long after sign-in.
+    session_idle: PositiveSeconds = 7200.0
+    session_lifetime: PositiveSeconds = 43200.0
+    # Failed sign-ins allowed per username and client address within login_window seconds.
+    login_attempts: Annotated[int, Field(ge=1)] = 5
+    login_window: PositiveSeconds = 900.0
 
 
 class DatabaseSection(_Section):
