@@ -14,11 +14,13 @@ from aiohttp import web
 from agents.stasis import QueueFlow, seats_from_settings
 from ari import AriClient
 from hotline import asterisk
+from hotline.auth import bootstrap_users
 from hotline.callconfig import load_call_config
 from hotline.calls import CallLog
 from hotline.db import Store
 from hotline.logging import configure_logging, scrubber
 from hotline.settings import Settings
+from hotline.web import public, start_web
 from ivr.flow import FlowConfig, Handoff, IvrFlow
 
 log = structlog.get_logger(__name__)
@@ -48,7 +50,23 @@ class App:
         self.tasks.append(asyncio.create_task(self.ari.run(), name="ari-supervisor"))
         await self.ari.wait_connected(timeout=self.settings.ari.request_timeout)
         if serve_web:
-            self.web_runner = await start_web(self)
+            created = await bootstrap_users(self.settings, self.store)
+            if created:
+                log.info(
+                    "web_users_created", users=created, secrets_dir=str(self.settings.state_path / "secrets")
+                )
+            self.web_runner = await start_web(self.settings, self.store, [self.health_routes])
+
+    def health_routes(self, webapp: web.Application) -> None:
+        """``/healthz``, open to monitoring without a session."""
+
+        @public
+        async def health(_request: web.Request) -> web.Response:
+            return web.json_response(
+                {"ari_connected": self.ari.connected is not None, "live_calls": self.flow.live_calls}
+            )
+
+        webapp.router.add_get("/healthz", health)
 
     @property
     def live_calls(self) -> int:
@@ -104,24 +122,6 @@ def create_app(settings: Settings) -> App:
     flow_config = FlowConfig(extension=settings.asterisk.extension, languages=languages)
     flow = IvrFlow(ari, calls, ivr, queues, sounds, flow_config, handoff)
     return App(settings, store, ari, calls, flow, queue_flow)
-
-
-async def _health(request: web.Request) -> web.Response:
-    app: App = request.app["hotline"]
-    return web.json_response(
-        {"ari_connected": app.ari.connected is not None, "live_calls": app.flow.live_calls}
-    )
-
-
-async def start_web(app: App) -> web.AppRunner:
-    webapp = web.Application()
-    webapp["hotline"] = app
-    webapp.router.add_get("/healthz", _health)
-    runner = web.AppRunner(webapp, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, app.settings.web.host, app.settings.web.port).start()
-    log.info("web_listening", url=f"http://{app.settings.web.host}:{app.settings.web.port}")
-    return runner
 
 
 async def run_forever(settings: Settings) -> int:

@@ -135,13 +135,18 @@ def _prompts(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _banner(settings: Settings) -> int:
+    from hotline.web import web_url
+
     sip = f"{settings.asterisk.sip_host}:{settings.asterisk.sip_port}"
     secrets = settings.state_path / "secrets"
     agents = ", ".join(f"agent-{a.id}" for a in settings.agents) or "none configured"
+    logins = ", ".join(a.id for a in settings.agents) or "none configured"
     print(
         f"""
 Alo Hotline
-  web (health)   http://{settings.web.host}:{settings.web.port}/healthz
+  web            {web_url(settings)}login  (health: {web_url(settings)}healthz)
+  web admin      user admin, password in {secrets}/web-admin-password (created by 'hotline run')
+  web agents     users {logins} (passwords in {secrets}/web-<id>-password)
   ARI            {settings.ari.url}  (user {settings.ari.user}, password in {secrets}/ari-password)
   SIP            udp:{sip}  - dial {settings.asterisk.extension}
   database       {settings.database_url.split("@")[-1]}
