@@ -20,6 +20,7 @@ class Subscription:
         self.agent_id = agent_id  # None: every notice (supervisors)
         self.queue: asyncio.Queue[Notice] = asyncio.Queue(maxsize=size)
         self.dropped = 0
+        self.closed = False
 
     def put(self, notice: Notice) -> None:
         if self.queue.full():
@@ -27,7 +28,10 @@ class Subscription:
             self.dropped += 1
         self.queue.put_nowait(notice)
 
-    async def get(self) -> Notice:
+    async def get(self) -> Notice | None:
+        """The next notice; None once the notifier has closed (the process is stopping)."""
+        if self.closed and self.queue.empty():
+            return None
         return await self.queue.get()
 
 
@@ -50,6 +54,12 @@ class Notifier:
             yield sub
         finally:
             self._subscribers.discard(sub)
+
+    def close(self) -> None:
+        """End every stream: readers get what is queued, then None."""
+        for sub in self._subscribers:
+            sub.closed = True
+            sub.put({"type": "closing"})
 
     @property
     def subscribers(self) -> int:

@@ -75,6 +75,28 @@ class Ringing:
     missed: bool = False
 
 
+SPY_MODES = {
+    # mode -> what the snoop on the agent's channel does: hear both sides; whisper "out" is the
+    # audio sent to the agent's phone, so only the agent hears the supervisor. Barge needs no snoop.
+    "listen": "none",
+    "whisper": "out",
+    "barge": "",
+}
+
+
+@dataclass(slots=True)
+class Spy:
+    """A supervisor's phone listening to, whispering into or barging in on a call."""
+
+    call_id: str
+    mode: str
+    phone: str  # the agent id whose phone rings for the supervisor
+    channel_id: str
+    snoop_id: str = ""
+    bridge_id: str = ""
+    answered: bool = False
+
+
 @dataclass(slots=True)
 class Timers:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -120,6 +142,7 @@ class QueueFlow:
         self._seats = {seat.id: seat for seat in seats}
         self._wrap_ups: dict[str, asyncio.Task[None]] = {}  # agent -> the timer ending their wrap-up
         self._phones: dict[str, str] = {}  # agent -> last endpoint state seen
+        self._spies: dict[str, Spy] = {}  # supervisor's channel id -> what it is doing
         self.notices = Notifier()
 
     # -- agents --------------------------------------------------------------------------------
@@ -354,6 +377,15 @@ class QueueFlow:
             case ev.StasisStart() if event.channel.id in self._ringing:
                 async with self._lock:
                     await self._dial(self._ringing[event.channel.id])
+            case ev.StasisStart() if event.channel.id in self._spies:
+                async with self._lock:
+                    await self._dial_spy(self._spies[event.channel.id])
+            case ev.Dial() if event.peer.id in self._spies:
+                async with self._lock:
+                    await self._spy_progress(self._spies[event.peer.id], event.dialstatus)
+            case ev.StasisEnd() if event.channel.id in self._spies:
+                async with self._lock:
+                    await self._spy_gone(self._spies.pop(event.channel.id))
             case ev.Dial() if event.peer.id in self._ringing:
                 async with self._lock:
                     await self._dial_progress(self._ringing[event.peer.id], event.dialstatus)
@@ -481,7 +513,13 @@ class QueueFlow:
             self.router.wrap_up_done(agent_id, self._clock())
             await self._offer()
 
+    async def _end_spies(self, call_id: str) -> None:
+        for spy in [s for s in self._spies.values() if s.call_id == call_id]:
+            with contextlib.suppress(NotFound):
+                await self._ari.channels.hangup(spy.channel_id)
+
     async def _close(self, caller: Caller, outcome: CallOutcome) -> None:
+        await self._end_spies(caller.call_id)
         if caller.bridge_id:
             with contextlib.suppress(NotFound):
                 await self._ari.bridges.destroy(caller.bridge_id)
@@ -575,6 +613,7 @@ class QueueFlow:
             target = queue or caller.queue
             bridge, agent_channel = caller.bridge_id, caller.agent_channel
             caller.bridge_id = caller.agent_id = caller.agent_channel = ""
+            await self._end_spies(caller.call_id)  # they were listening to this agent's conversation
             await self._calls.transferred(
                 caller.call_id,
                 queue=target,
@@ -593,6 +632,81 @@ class QueueFlow:
                 await self._ari.bridges.destroy(bridge)
             await self._offer()
             return caller.call_id
+
+    async def spy(self, call_id: str, mode: str, phone: str) -> str:
+        """Ring the supervisor's ``phone`` (an agent id) and, once answered, let them listen to,
+        whisper to the agent on, or barge into the call. Returns the supervisor's channel id."""
+        if mode not in SPY_MODES:
+            raise BadRequest(f"unknown mode {mode!r}; use one of {sorted(SPY_MODES)}")
+        self._known(phone)
+        async with self._lock:
+            caller = self._caller_of(call_id)
+            if caller is None or not caller.bridge_id:
+                raise UnknownTarget(f"no call {call_id!r} with an agent")
+            if caller.agent_id == phone:
+                raise BadRequest("the supervisor's phone is the agent's own phone")
+            channel_id = f"hotline-spy-{uuid.uuid4().hex}"
+            self._spies[channel_id] = Spy(call_id, mode, phone, channel_id)
+            label = {"listen": "Dinleme", "whisper": "Fısıltı", "barge": "Katılma"}[mode]
+            try:
+                await self._ari.channels.create(
+                    f"PJSIP/agent-{phone}",
+                    channel_id=channel_id,
+                    app_args=["spy", call_id],
+                    variables={"CALLERID(name)": f"{label}: {caller.agent_id}", "CALLERID(num)": "183"},
+                )
+            except AriError as exc:
+                del self._spies[channel_id]
+                raise CommandError(f"phone of {phone} cannot be rung: {exc}") from None
+            await self._calls.record(call_id, "spy_requested", mode=mode, phone=phone)
+            return channel_id
+
+    async def _dial_spy(self, spy: Spy) -> None:
+        try:
+            await self._ari.channels.dial(spy.channel_id, timeout=30)
+        except AriError as exc:
+            log.warning("spy_dial_failed", call_id=spy.call_id, error=str(exc))
+            with contextlib.suppress(NotFound):
+                await self._ari.channels.hangup(spy.channel_id)
+
+    async def _spy_progress(self, spy: Spy, status: str) -> None:
+        if spy.answered or status != "ANSWER":
+            if status in NO_ANSWER:
+                with contextlib.suppress(NotFound):
+                    await self._ari.channels.hangup(spy.channel_id)
+            return
+        spy.answered = True
+        caller = self._caller_of(spy.call_id)
+        if caller is None or not caller.bridge_id:  # the call ended while the supervisor's phone rang
+            await self._ari.channels.hangup(spy.channel_id)
+            return
+        if spy.mode == "barge":
+            await self._ari.bridges.add_channel(caller.bridge_id, spy.channel_id)
+        else:
+            spy.snoop_id = f"hotline-snoop-{uuid.uuid4().hex}"
+            await self._ari.channels.snoop(
+                caller.agent_channel,
+                spy="both",
+                whisper=SPY_MODES[spy.mode],
+                app_args=["snoop", spy.call_id],
+                snoop_id=spy.snoop_id,
+            )
+            bridge = await self._ari.bridges.create(type="mixing", name=f"{spy.mode} {spy.call_id}")
+            spy.bridge_id = bridge.id
+            await self._ari.bridges.add_channel(bridge.id, [spy.snoop_id, spy.channel_id])
+        await self._calls.record(spy.call_id, "spy_connected", mode=spy.mode, phone=spy.phone)
+        log.info("spy_connected", call_id=spy.call_id, mode=spy.mode, phone=spy.phone)
+
+    async def _spy_gone(self, spy: Spy) -> None:
+        """The supervisor hung up (or the call ended): the snoop and its bridge go too."""
+        if spy.snoop_id:
+            with contextlib.suppress(NotFound):
+                await self._ari.channels.hangup(spy.snoop_id)
+        if spy.bridge_id:
+            with contextlib.suppress(NotFound):
+                await self._ari.bridges.destroy(spy.bridge_id)
+        if spy.answered:
+            await self._calls.record(spy.call_id, "spy_ended", mode=spy.mode, phone=spy.phone)
 
     def agent_state(self, agent_id: str) -> dict[str, object]:
         """An agent's presence and current call, for their desktop."""
@@ -674,8 +788,6 @@ class QueueFlow:
 def seats_from_settings(agents: Iterable[AgentSection]) -> list[AgentSeat]:
     """Agents as configured in hotline.toml ([[agents]])."""
     return [
-        AgentSeat(
-            a.id, a.name, frozenset(a.queues), frozenset(a.languages), dict(a.skills), a.login_at_start
-        )
+        AgentSeat(a.id, a.name, frozenset(a.queues), frozenset(a.languages), dict(a.skills), a.login_at_start)
         for a in agents
     ]

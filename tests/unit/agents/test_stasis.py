@@ -56,6 +56,7 @@ async def presence(stream: Subscription, agent_id: str, wanted: Presence) -> Not
     async with asyncio.timeout(5):
         while True:
             notice = await stream.get()
+            assert notice is not None, "the notifier closed"
             if notice["type"] == "presence" and notice["agent"] == agent_id and notice["presence"] == wanted:
                 return notice
 
