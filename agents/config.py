@@ -141,6 +141,9 @@ class QueuesConfig(_Model):
         return self
 
     # What the IVR asks about a queue (ivr.flow.QueueDirectory).
+    def has_queue(self, queue_id: str) -> bool:
+        return queue_id in self.queues
+
     def label(self, queue_id: str) -> dict[str, str]:
         return self.queues[queue_id].label
 

@@ -34,6 +34,8 @@ class SettingsError(Exception):
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 PositiveSeconds = Annotated[float, Field(gt=0)]
+DialledNumber = Annotated[str, Field(pattern=r"^[0-9]+$")]
+QueueId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 class _Section(BaseModel):
@@ -123,6 +125,8 @@ class AsteriskSection(_Section):
     rtp_start: Port = 10000
     rtp_end: Port = 10999
     extension: str = Field(default="183", pattern=r"^[0-9]+$")
+    # Numbers that skip the IVR and go straight into one queue: {"1830" = "operator"}.
+    direct: dict[DialledNumber, QueueId] = Field(default_factory=dict)
     caller_password: str = ""
     start_timeout: PositiveSeconds = 60.0
 
@@ -130,6 +134,16 @@ class AsteriskSection(_Section):
     def _rtp_range(self) -> AsteriskSection:
         if self.rtp_end <= self.rtp_start:
             raise ValueError("rtp_end must be above rtp_start")
+        return self
+
+    @model_validator(mode="after")
+    def _numbers_differ(self) -> AsteriskSection:
+        seen = {self.extension: "extension"}
+        for key in ("direct",):
+            for number in getattr(self, key):
+                if number in seen:
+                    raise ValueError(f"{key}: {number} is already the {seen[number]} number")
+                seen[number] = f"{key}.{number}"
         return self
 
 
@@ -187,6 +201,11 @@ class Settings(_Section):
         if not managed and not self.ari.password:
             raise ValueError("ari.password is required when asterisk.mode is 'external'")
         return self
+
+    @property
+    def source(self) -> str:
+        """The file the settings were read from, for messages about them."""
+        return self._source
 
     @property
     def state_path(self) -> Path:

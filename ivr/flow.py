@@ -1,5 +1,8 @@
 """The IVR on ARI: answer, run the caller's menu session, hand them on (or take a message).
 
+A direct line (``Stasis(<app>,queue,<id>)`` in the dialplan) skips the menus: the caller is
+answered and handed to that queue at once, in the hotline's first language.
+
 Events for one channel arrive in order (the ARI client guarantees it); the key timer runs beside
 them, so each call has a lock and every step holds it. Any failure of ours sends the caller to
 the dialplan fallback (ring the agents) instead of leaving them in silence.
@@ -33,6 +36,8 @@ Sleep = Callable[[float], Awaitable[None]]
 
 class QueueDirectory(Protocol):
     """What the IVR needs to know about the queues it sends callers to."""
+
+    def has_queue(self, queue_id: str) -> bool: ...
 
     def label(self, queue_id: str) -> dict[str, str]: ...
 
@@ -127,8 +132,11 @@ class IvrFlow:
             await self._resync(event)
             return
         if isinstance(event, ev.StasisStart):
-            if not event.args:  # snoop and media channels enter the app with arguments
+            # Snoop, media and agent channels enter the app with other arguments: not ours.
+            if not event.args:
                 await self._guard(event.channel.id, self._start(event.channel))
+            elif len(event.args) == 2 and event.args[0] == "queue":
+                await self._guard(event.channel.id, self._start_direct(event.channel, event.args[1]))
             return
         live = self._live.get(_channel_of(event))
         if live is None:
@@ -202,6 +210,49 @@ class IvrFlow:
                 await self._calls.answered(call.id)
                 await self._note_repeat_caller(live, channel.caller.number)
                 await self._run(live, live.session.start())
+
+    async def _start_direct(self, channel: Channel, queue: str) -> None:
+        """A direct line: no menu, straight into ``queue`` (the fallback if no such queue exists)."""
+        known = self._queues.has_queue(queue)
+        language = self._config.languages[0]
+        urgent = queue == self._ivr.menu.emergency_queue
+        routed = {"queue": queue, "category": self._queues.category(queue)} if known else {}
+        call, _ = await self._calls.open(
+            channel.id,
+            caller_number=channel.caller.number,
+            caller_name=channel.caller.name,
+            extension=channel.dialplan.exten,
+            language=language,
+            **routed,
+        )
+        # Kept live until handed on, so a failure or a hang-up meanwhile closes it like any call.
+        live = self._live.setdefault(
+            channel.id, LiveCall(call.id, channel.id, self._session(), phase="leaving")
+        )
+        live.caller = (channel.caller.name, channel.caller.number)
+        with structlog.contextvars.bound_contextvars(call_id=call.id):
+            log.info("call_started", channel_id=channel.id, caller=channel.caller.number, direct=queue)
+            async with live.lock:
+                await self._ari.channels.answer(channel.id)
+                await self._calls.answered(call.id)
+                await self._calls.record(call.id, "direct", queue=queue, known=known)
+                if not known:  # a dialplan out of step with queues.toml: a person still answers
+                    log.error("direct_queue_unknown", queue=queue)
+                    live.outcome = CallOutcome.failed
+                    await self.fallback(channel.id)
+                    return
+                await self._note_repeat_caller(live, channel.caller.number)
+                if urgent:
+                    await self._calls.mark_urgent(call.id, "direct")
+                if urgent or self._queues.is_open(queue, self._clock()):
+                    await self._to_queue(live, queue, language, urgent)
+                    return
+                # Closed: the same message and voicemail as after the menus.
+                live.phase = "closed"
+                if self._ivr.menu.closed:
+                    await self._play(live, ((self._ivr.menu.closed, language),))
+                else:
+                    await self._prompt_done(live)
 
     async def _note_repeat_caller(self, live: LiveCall, number: str) -> None:
         previous = await self._calls.previous_calls(number, before=live.call_id)
@@ -298,6 +349,9 @@ class IvrFlow:
             queue, language, urgent = result.queue, result.language, result.urgent
         else:
             raise RuntimeError("hand-off before the menu chose a queue")
+        await self._to_queue(live, queue, language, urgent)
+
+    async def _to_queue(self, live: LiveCall, queue: str, language: str, urgent: bool) -> None:
         live.stop_timer()
         self._live.pop(live.channel_id, None)
         await self._calls.record(live.call_id, "handed_to_queue", queue=queue)

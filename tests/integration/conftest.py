@@ -67,6 +67,7 @@ sip_port = {free_port()}
 rtp_start = {rtp}
 rtp_end = {rtp + 400}
 start_timeout = 120.0
+direct = {{ "1830" = "operator" }}
 [logging]
 format = "json"
 [queues]
