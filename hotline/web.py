@@ -15,8 +15,9 @@ to ``/login``. Anything else a handler wants to refuse it raises as ``ApiError``
 CSRF: a request authenticated by the session cookie with an unsafe method (anything but GET, HEAD,
 OPTIONS) must carry ``X-CSRF-Token``, the value returned by ``POST /api/login`` and ``GET /api/me``
 (derived from the session, so it survives restarts). Bearer-token requests need none: browsers never
-add that header on their own. The sign-in endpoints have no session yet; they refuse a browser
-``Origin`` that is not ours instead, and ``/api/login`` takes JSON only.
+add that header on their own. The sign-in endpoints have no session yet; they refuse requests the
+browser marks as coming from another site (``Sec-Fetch-Site``, or an ``Origin`` not ours) instead,
+and ``/api/login`` takes JSON only.
 """
 
 from __future__ import annotations
@@ -213,9 +214,13 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 # ---------------------------------------------------------------- sign-in
 
 
-def _foreign_origin(request: web.Request) -> bool:
-    origin = request.headers.get("Origin")
-    return origin is not None and origin != f"{request.scheme}://{request.host}"
+def _from_another_site(request: web.Request) -> bool:
+    """What the browser says about where a request comes from: ``Sec-Fetch-Site`` (every current
+    browser), and ``Origin`` when it names one. Under our no-referrer policy a same-origin form
+    post carries ``Origin: null``, so a null origin alone proves nothing."""
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        return True
+    return request.headers.get("Origin") not in (None, "null", f"{request.scheme}://{request.host}")
 
 
 async def _sign_in(request: web.Request, username: str, password: str) -> tuple[str, Principal] | float:
@@ -256,7 +261,7 @@ def _me(user: Principal, token: str) -> dict[str, Any]:
 async def api_login(request: web.Request) -> web.Response:
     """JSON ``{username, password}``: sets the session cookie and returns the user and CSRF token.
     With ``"bearer": true`` it sets no cookie and returns the session token for API clients."""
-    if _foreign_origin(request):
+    if _from_another_site(request):
         raise ApiError(403, "origin", "sign-in from another site")
     if request.content_type != "application/json":
         raise ApiError(415, "json_required", "send the credentials as application/json")
@@ -298,7 +303,7 @@ async def login_page(request: web.Request) -> web.Response:
 @public
 async def login_form(request: web.Request) -> web.StreamResponse:
     """The form on /login posts here; works without JavaScript."""
-    if _foreign_origin(request):
+    if _from_another_site(request):
         return web.Response(status=403, text="403: sign-in from another site")
     form = await request.post()
     username, password = str(form.get("username", "")), str(form.get("password", ""))

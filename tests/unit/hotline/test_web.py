@@ -319,8 +319,13 @@ async def test_the_login_form_works_without_javascript(client: Client) -> None:
 
 async def test_the_login_form_refuses_other_sites_and_foreign_redirects(client: Client) -> None:
     form = {"username": "ayse", "password": PASSWORD, "next": "//evil.example/x"}
-    async with client.post("/login", data=form, headers={"Origin": "https://evil.example"}) as response:
-        assert response.status == 403 and "Set-Cookie" not in response.headers
+    for foreign in ({"Origin": "https://evil.example"}, {"Origin": "null", "Sec-Fetch-Site": "cross-site"}):
+        async with client.post("/login", data=form, headers=foreign) as response:
+            assert response.status == 403 and "Set-Cookie" not in response.headers
+    # Our own form under Referrer-Policy no-referrer: the browser sends Origin null, same-origin.
+    ours = {"Origin": "null", "Sec-Fetch-Site": "same-origin"}
+    async with client.post("/login", data=form, headers=ours, allow_redirects=False) as response:
+        assert response.status == 303
     async with client.post("/login", data=form, allow_redirects=False) as response:
         assert response.status == 303 and response.headers["Location"] == "/"
 
