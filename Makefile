@@ -6,8 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := .make
 # sip-tester: SIPp callers and phones; sox + espeak-ng: prompts; flite: test speech;
-# mmdebstrap: builds the Debian sid root with Asterisk 22 when no system Asterisk exists.
-SYSTEM_PACKAGES := sip-tester sox espeak-ng flite mmdebstrap python3-venv ca-certificates
+# mmdebstrap: builds the Debian sid root with Asterisk 22 when no system Asterisk exists;
+# chromium: the browser tests in tests/e2e drive it through Playwright (no browser is downloaded).
+SYSTEM_PACKAGES := sip-tester sox espeak-ng flite mmdebstrap python3-venv ca-certificates chromium
 
 .PHONY: help run test lint system venv clean
 
