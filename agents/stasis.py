@@ -776,6 +776,10 @@ class QueueFlow:
     def live_calls(self) -> int:
         return len(self._callers)
 
+    @property
+    def config(self) -> QueuesConfig:
+        return self._queues
+
     async def close(self, tidy: bool = True) -> None:
         """Stop timers; with ``tidy``, remove the queues' holding bridges nobody waits in any more."""
         self._timers.cancel()

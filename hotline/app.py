@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import structlog
 from aiohttp import web
 
+from agents import http as agents_http
 from agents.stasis import QueueFlow, seats_from_settings
 from ari import AriClient
 from hotline import asterisk
@@ -55,7 +56,9 @@ class App:
                 log.info(
                     "web_users_created", users=created, secrets_dir=str(self.settings.state_path / "secrets")
                 )
-            self.web_runner = await start_web(self.settings, self.store, [self.health_routes])
+            self.web_runner = await start_web(
+                self.settings, self.store, [self.health_routes, agents_http.routes(self.queues, self.store)]
+            )
 
     def health_routes(self, webapp: web.Application) -> None:
         """``/healthz``, open to monitoring without a session."""

@@ -1,0 +1,257 @@
+"""The agent and supervisor API: thin routes over the queue flow and the metrics.
+
+Agents act on themselves (``/api/agent/...``, the agent is the signed-in user's ``agent_id``);
+supervisors act on anyone (``/api/agents/{id}/...``), see every queue and call, and read metrics.
+Live notices stream as Server-Sent Events: a ``state`` snapshot first, then each notice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from agents import metrics
+from agents.errors import CommandError
+from agents.notifier import Notice
+from agents.stasis import QueueFlow
+from hotline.db import Store
+from hotline.web import ApiError, current_user, requires
+
+FLOW = web.AppKey("queue_flow", QueueFlow)
+KEEPALIVE = 15.0  # seconds between SSE comments, so proxies keep an idle stream open
+
+
+def _flow(request: web.Request) -> QueueFlow:
+    return request.app[FLOW]
+
+
+def _own_agent(request: web.Request) -> str:
+    user = current_user(request)
+    if not user.agent_id:
+        raise ApiError(403, "not_an_agent", "this user is not linked to an agent")
+    return user.agent_id
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        data = await request.json()
+    except ValueError:
+        raise ApiError(400, "bad_json", "the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_json", "the body must be a JSON object")
+    return data
+
+
+def _text(data: dict[str, Any], key: str, required: bool = True) -> str | None:
+    value = data.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ApiError(400, "bad_request", f"{key}: a non-empty string is required")
+    return value
+
+
+async def _run(command: Awaitable[Any]) -> Any:
+    try:
+        return await command
+    except CommandError as exc:
+        raise ApiError(exc.status, type(exc).__name__.lower(), str(exc)) from None
+
+
+def _ok(**extra: Any) -> web.Response:
+    return web.json_response({"ok": True, **extra})
+
+
+# -- the signed-in agent ------------------------------------------------------------------------
+
+
+@requires("agent")
+async def my_state(request: web.Request) -> web.Response:
+    return web.json_response(_flow(request).agent_state(_own_agent(request)))
+
+
+def _presence_command(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """``login``, ``logout``, ``resume`` or ``end_wrap_up`` on the signed-in agent or, for a
+    supervisor, on the agent in the path."""
+
+    async def handler(request: web.Request) -> web.Response:
+        agent_id = request.match_info.get("agent_id") or _own_agent(request)
+        if request.match_info.get("agent_id"):
+            _require_supervisor(request)
+        await _run(getattr(_flow(request), name)(agent_id))
+        return web.json_response(_flow(request).agent_state(agent_id))
+
+    return requires("agent")(handler)
+
+
+def _require_supervisor(request: web.Request) -> None:
+    if not current_user(request).has("supervisor"):
+        raise ApiError(403, "forbidden", "supervisors only")
+
+
+@requires("agent")
+async def pause(request: web.Request) -> web.Response:
+    agent_id = request.match_info.get("agent_id") or _own_agent(request)
+    if request.match_info.get("agent_id"):
+        _require_supervisor(request)
+    reason = _text(await _body(request), "reason")
+    assert reason is not None
+    await _run(_flow(request).pause(agent_id, reason))
+    return web.json_response(_flow(request).agent_state(agent_id))
+
+
+@requires("agent")
+async def transfer(request: web.Request) -> web.Response:
+    data = await _body(request)
+    queue, to_agent = _text(data, "queue", required=False), _text(data, "agent", required=False)
+    if (queue is None) == (to_agent is None):
+        raise ApiError(400, "bad_request", "give either queue or agent")
+    call_id = await _run(_flow(request).transfer(_own_agent(request), queue=queue, to_agent=to_agent))
+    return _ok(call_id=call_id)
+
+
+@requires("agent")
+async def my_events(request: web.Request) -> web.StreamResponse:
+    agent_id = _own_agent(request)
+    flow = _flow(request)
+    return await _stream(request, agent_id, lambda: {"type": "state", **flow.agent_state(agent_id)})
+
+
+# -- supervisors --------------------------------------------------------------------------------
+
+
+@requires("supervisor")
+async def live(request: web.Request) -> web.Response:
+    return web.json_response(_flow(request).snapshot())
+
+
+@requires("supervisor")
+async def all_events(request: web.Request) -> web.StreamResponse:
+    flow = _flow(request)
+    return await _stream(request, None, lambda: {"type": "state", **flow.snapshot()})
+
+
+@requires("supervisor")
+async def reprioritise(request: web.Request) -> web.Response:
+    boost = (await _body(request)).get("boost")
+    if not isinstance(boost, int) or isinstance(boost, bool) or not -100 <= boost <= 100:
+        raise ApiError(400, "bad_request", "boost: an integer from -100 to 100 is required")
+    await _run(_flow(request).reprioritise(request.match_info["call_id"], boost))
+    return _ok()
+
+
+def _window(request: web.Request) -> tuple[datetime, datetime, timedelta]:
+    """``since``/``until`` (ISO 8601, default the last 24 hours) and ``bucket`` seconds (default 3600)."""
+    now = datetime.now(UTC)
+    try:
+        until = datetime.fromisoformat(request.query["until"]) if "until" in request.query else now
+        since = (
+            datetime.fromisoformat(request.query["since"])
+            if "since" in request.query
+            else until - timedelta(days=1)
+        )
+        bucket = timedelta(seconds=float(request.query.get("bucket", "3600")))
+    except ValueError as exc:
+        raise ApiError(400, "bad_request", f"since/until/bucket: {exc}") from None
+    if since.tzinfo is None or until.tzinfo is None:
+        raise ApiError(400, "bad_request", "since/until need a time zone (e.g. +03:00 or Z)")
+    if not since < until or bucket < timedelta(minutes=1):
+        raise ApiError(400, "bad_request", "since must be before until and bucket at least 60 s")
+    return since, until, bucket
+
+
+@requires("supervisor")
+async def queue_figures(request: web.Request) -> web.Response:
+    since, until, bucket = _window(request)
+    config = _flow(request).config
+    history = await metrics.load(request.app[STORE], since, until)
+    thresholds = {queue_id: q.service_level for queue_id, q in config.queues.items()}
+    rows = metrics.queue_metrics(
+        history, since, until, thresholds=thresholds, bucket=bucket, now=datetime.now(UTC)
+    )
+    return web.json_response([_row(r) for r in rows], dumps=_dumps)
+
+
+@requires("supervisor")
+async def agent_figures(request: web.Request) -> web.Response:
+    since, until, bucket = _window(request)
+    history = await metrics.load(request.app[STORE], since, until)
+    rows = metrics.agent_metrics(history, since, until, bucket=bucket, now=datetime.now(UTC))
+    return web.json_response([_row(r) for r in rows], dumps=_dumps)
+
+
+def _row(row: object) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in row.__dataclass_fields__}  # type: ignore[attr-defined]
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, default=lambda v: v.isoformat() if isinstance(v, datetime) else dict(v))
+
+
+# -- Server-Sent Events -------------------------------------------------------------------------
+
+
+async def _stream(
+    request: web.Request, agent_id: str | None, snapshot: Callable[[], Notice]
+) -> web.StreamResponse:
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
+    await response.prepare(request)
+    async with _flow(request).notices.subscribe(agent_id) as sub:
+        with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
+            await _send(response, snapshot())
+            while True:
+                try:
+                    notice = await asyncio.wait_for(sub.get(), KEEPALIVE)
+                except TimeoutError:
+                    await response.write(b": keepalive\n\n")
+                    continue
+                if notice is None or notice["type"] == "closing":
+                    break
+                await _send(response, notice)
+    return response
+
+
+async def _send(response: web.StreamResponse, notice: Notice) -> None:
+    await response.write(f"event: {notice['type']}\ndata: {_dumps(notice)}\n\n".encode())
+
+
+STORE = web.AppKey("metrics_store", Store)
+
+
+def routes(flow: QueueFlow, store: Store) -> Callable[[web.Application], None]:
+    """The installer ``hotline.web.build_web`` calls with its application."""
+
+    def install(webapp: web.Application) -> None:
+        webapp[FLOW], webapp[STORE] = flow, store
+        webapp.on_shutdown.append(_close_streams)
+        add = webapp.router
+        add.add_get("/api/agent", my_state)
+        add.add_get("/api/agent/events", my_events)
+        for name in ("login", "logout", "resume"):
+            add.add_post(f"/api/agent/{name}", _presence_command(name))
+            add.add_post(f"/api/agents/{{agent_id}}/{name}", _presence_command(name))
+        add.add_post("/api/agent/wrap-up/end", _presence_command("end_wrap_up"))
+        add.add_post("/api/agent/pause", pause)
+        add.add_post("/api/agents/{agent_id}/pause", pause)
+        add.add_post("/api/agent/transfer", transfer)
+        add.add_get("/api/live", live)
+        add.add_get("/api/live/events", all_events)
+        add.add_post("/api/calls/{call_id}/priority", reprioritise)
+        add.add_get("/api/metrics/queues", queue_figures)
+        add.add_get("/api/metrics/agents", agent_figures)
+
+    return install
+
+
+async def _close_streams(webapp: web.Application) -> None:
+    webapp[FLOW].notices.close()

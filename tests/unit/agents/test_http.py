@@ -1,0 +1,123 @@
+"""The agent and supervisor API over HTTP, on the fake ARI server: roles, commands, the live
+event stream and metrics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from agents import http
+from hotline import auth
+from hotline.auth import Role, Users
+from hotline.web import build_web
+from tests.conftest import make_settings
+from tests.unit.agents.test_stasis import Desk, desk
+
+__all__ = ["desk"]  # the fixture, shared with the queue flow's tests
+
+PASSWORD = "doğru-parola"
+Client = TestClient[web.Request, web.Application]
+
+
+@pytest.fixture
+async def client(desk: Desk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Client]:
+    monkeypatch.setattr(auth, "SCRYPT_N", 2**10)  # cheap hashes: these tests are not about them
+    users = Users(desk.store)
+    await users.add("ayse", Role.agent, PASSWORD, "Ayşe Yılmaz", "a1")
+    await users.add("ali", Role.agent, PASSWORD, "Ali Kaya")  # a user who is not an agent
+    await users.add("sema", Role.supervisor, PASSWORD, "Sema Kaya")
+    settings = make_settings(tmp_path, "")
+    client = TestClient(TestServer(build_web(settings, desk.store, [http.routes(desk.flow, desk.store)])))
+    await client.start_server()
+    yield client
+    await client.close()
+
+
+async def bearer(client: Client, username: str) -> dict[str, str]:
+    body = {"username": username, "password": PASSWORD, "bearer": True}
+    async with client.post("/api/login", json=body) as r:
+        assert r.status == 200, await r.text()
+        return {"Authorization": f"Bearer {(await r.json())['token']}"}
+
+
+async def call(client: Client, method: str, path: str, who: dict[str, str], **body: Any) -> tuple[int, Any]:
+    async with client.request(method, path, headers=who, json=body or None) as r:
+        return r.status, await r.json()
+
+
+async def test_an_agent_pauses_with_a_configured_reason_and_resumes(client: Client) -> None:
+    ayse = await bearer(client, "ayse")
+    status, state = await call(client, "GET", "/api/agent", ayse)
+    assert status == 200 and (state["agent"], state["presence"]) == ("a1", "available")
+    status, error = await call(client, "POST", "/api/agent/pause", ayse, reason="nap")
+    assert status == 400 and "nap" in error["message"]
+    status, state = await call(client, "POST", "/api/agent/pause", ayse, reason="meal")
+    assert status == 200 and (state["presence"], state["reason"]) == ("paused", "meal")
+    status, state = await call(client, "POST", "/api/agent/resume", ayse)
+    assert status == 200 and state["presence"] == "available"
+    status, error = await call(client, "POST", "/api/agent/resume", ayse)
+    assert status == 409 and "not paused" in error["message"]
+    status, error = await call(client, "POST", "/api/agent/transfer", ayse, queue="operator")
+    assert status == 409 and "no call" in error["message"]
+
+
+async def test_agents_act_only_on_themselves_and_supervisors_on_anyone(client: Client) -> None:
+    ayse, ali, sema = [await bearer(client, name) for name in ("ayse", "ali", "sema")]
+    assert (await call(client, "GET", "/api/live", ayse))[0] == 403
+    assert (await call(client, "POST", "/api/agents/a1/pause", ayse, reason="meal"))[0] == 403
+    assert (await call(client, "GET", "/api/agent", ali))[0] == 403  # not linked to an agent
+    status, state = await call(client, "POST", "/api/agents/a1/pause", sema, reason="meeting")
+    assert status == 200 and state["reason"] == "meeting"
+    status, live = await call(client, "GET", "/api/live", sema)
+    assert status == 200 and [a["presence"] for a in live["agents"]] == ["paused"]
+    assert {q["queue"] for q in live["queues"]} >= {"emergency", "operator"}
+    assert (await call(client, "POST", "/api/agents/zz/logout", sema))[0] == 404
+    assert (await call(client, "POST", "/api/calls/nope/priority", sema, boost=3))[0] == 404
+    assert (await call(client, "POST", "/api/calls/nope/priority", sema, boost="high"))[0] == 400
+
+
+async def read_events(response: Any, count: int) -> list[tuple[str, dict[str, Any]]]:
+    events, name = [], ""
+    while len(events) < count:
+        line = (await response.content.readline()).decode().rstrip("\n")
+        if line.startswith("event: "):
+            name = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            events.append((name, json.loads(line.removeprefix("data: "))))
+    return events
+
+
+async def test_the_agent_event_stream_starts_with_the_state_then_follows_the_calls(
+    client: Client, desk: Desk
+) -> None:
+    ayse = await bearer(client, "ayse")
+    async with client.get("/api/agent/events", headers=ayse) as stream:
+        assert stream.headers["Content-Type"] == "text/event-stream"
+        [(kind, state)] = await read_events(stream, 1)
+        assert (kind, state["presence"]) == ("state", "available")
+        call_id = await desk.queued_caller()
+        seen = await read_events(stream, 4)
+    assert [k for k, _ in seen if k != "presence"] == ["offer", "connected"]
+    assert [n["presence"] for k, n in seen if k == "presence"] == ["reserved", "on_call"]
+    offer = dict(seen)["offer"]
+    assert offer["call_id"] == call_id and offer["caller_number"] == "05321234567" and offer["urgent"]
+
+
+async def test_supervisors_read_queue_and_agent_figures(client: Client, desk: Desk) -> None:
+    sema = await bearer(client, "sema")
+    await desk.queued_caller()
+    await desk.until("agent_connected")
+    status, rows = await call(client, "GET", "/api/metrics/queues?bucket=3600", sema)
+    assert status == 200
+    assert sum(r["offered"] for r in rows if r["queue"] == "emergency") == 1
+    assert sum(r["answered"] for r in rows if r["queue"] == "emergency") == 1
+    status, rows = await call(client, "GET", "/api/metrics/agents?bucket=3600", sema)
+    assert status == 200 and sum(r["answered"] for r in rows if r["agent"] == "a1") == 1
+    status, error = await call(client, "GET", "/api/metrics/queues?since=2026-11-22T10:00:00", sema)
+    assert status == 400 and "time zone" in error["message"]
