@@ -148,6 +148,20 @@ async def reprioritise(request: web.Request) -> web.Response:
     return _ok()
 
 
+@requires("supervisor")
+async def spy(request: web.Request) -> web.Response:
+    """Ring the supervisor's phone (``phone``: an agent id, by default the supervisor's own) to
+    ``listen``, ``whisper`` (to the agent) or ``barge`` on the call."""
+    data = await _body(request)
+    mode = _text(data, "mode")
+    phone = _text(data, "phone", required=False) or current_user(request).agent_id
+    if phone is None:
+        raise ApiError(400, "bad_request", "phone: give the agent id whose phone should ring")
+    assert mode is not None
+    leg = await _run(_flow(request).spy(request.match_info["call_id"], mode, phone))
+    return _ok(channel=leg)
+
+
 def _window(request: web.Request) -> tuple[datetime, datetime, timedelta]:
     """``since``/``until`` (ISO 8601, default the last 24 hours) and ``bucket`` seconds (default 3600)."""
     now = datetime.now(UTC)
@@ -247,6 +261,7 @@ def routes(flow: QueueFlow, store: Store) -> Callable[[web.Application], None]:
         add.add_get("/api/live", live)
         add.add_get("/api/live/events", all_events)
         add.add_post("/api/calls/{call_id}/priority", reprioritise)
+        add.add_post("/api/calls/{call_id}/spy", spy)
         add.add_get("/api/metrics/queues", queue_figures)
         add.add_get("/api/metrics/agents", agent_figures)
 

@@ -80,6 +80,11 @@ async def test_agents_act_only_on_themselves_and_supervisors_on_anyone(client: C
     assert (await call(client, "POST", "/api/agents/zz/logout", sema))[0] == 404
     assert (await call(client, "POST", "/api/calls/nope/priority", sema, boost=3))[0] == 404
     assert (await call(client, "POST", "/api/calls/nope/priority", sema, boost="high"))[0] == 400
+    assert (await call(client, "POST", "/api/calls/nope/spy", ayse, mode="listen", phone="a1"))[0] == 403
+    status, error = await call(client, "POST", "/api/calls/nope/spy", sema, mode="listen")
+    assert status == 400 and "phone" in error["message"]  # Sema has no phone of her own
+    status, error = await call(client, "POST", "/api/calls/nope/spy", sema, mode="shout", phone="a1")
+    assert status == 400 and "mode" in error["message"]
 
 
 async def read_events(response: Any, count: int) -> list[tuple[str, dict[str, Any]]]:
