@@ -233,6 +233,18 @@ class Router:
                 others.append(other_id)
         return others
 
+    def adopt(self, agent_id: str, call_id: str, queue: str, now: float) -> None:
+        """A conversation a previous run connected is still going on: the agent is on that call.
+        A pause or logout they had asked for waits for its end, as for any call."""
+        agent = self.agents[agent_id]
+        if agent.presence is Presence.offline or (
+            agent.presence is Presence.paused and agent.reason != "device_unreachable"
+        ):
+            agent.pending = agent.presence
+            agent.pending_reason = "logout" if agent.presence is Presence.offline else agent.reason
+        agent.call_id, agent.call_queue = call_id, queue
+        self._set(agent, Presence.on_call, now, "readopted", call_id)
+
     def no_answer(self, call_id: str, agent_id: str, now: float) -> None:
         """The offer rang out or was rejected: release the agent, penalise, maybe auto-pause."""
         agent = self.agents[agent_id]

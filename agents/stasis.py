@@ -26,9 +26,10 @@ from agents.notifier import Notifier
 from agents.service import Agent, Offer, Presence, PresenceError, Router, Transition, WaitingCall
 from ari import AriClient, AriError, NotFound
 from ari import events as ev
+from ari.models import Channel
 from hotline.calls import CallLog
 from hotline.db import Store
-from hotline.models import CallOutcome
+from hotline.models import Call, CallOutcome, utcnow
 from hotline.settings import AgentSection
 
 log = structlog.get_logger(__name__)
@@ -260,6 +261,8 @@ class QueueFlow:
     ) -> None:
         """A caller the IVR is done with joins ``queue``; from now on this flow owns the channel."""
         async with self._lock:
+            if channel_id in self._callers:  # handed over again after the event socket came back
+                return
             waiting = Caller(
                 call_id,
                 channel_id,
@@ -280,8 +283,9 @@ class QueueFlow:
         bridge = await self._holding_bridge(queue)
         try:
             await self._ari.bridges.add_channel(bridge, caller.channel_id)
-        except AriError as exc:  # already there: a caller handed over again after a restart
+        except AriError as exc:  # already there: a caller handed over again after a restart ...
             log.info("caller_already_waiting", call_id=caller.call_id, error=str(exc))
+            caller.since = await self._first_queued(caller.call_id)  # ... who keeps their place
         call = WaitingCall(caller.call_id, queue, caller.language, caller.urgent, caller.since)
         call.only_agent = only_agent
         self.router.enqueue(call)
@@ -291,6 +295,14 @@ class QueueFlow:
         )
         log.info("call_queued", call_id=caller.call_id, queue=queue, position=position, urgent=caller.urgent)
         self._queue_changed(queue)
+
+    async def _first_queued(self, call_id: str) -> float:
+        """When (on our monotonic clock) the caller first joined a queue, from the stored timeline."""
+        events = await self._calls.events(call_id)
+        first = next((e.at for e in events if e.kind == "queued"), None)
+        if first is None:
+            return self._clock()
+        return self._clock() - max(0.0, (utcnow() - first).total_seconds())
 
     def _queue_changed(self, queue: str) -> None:
         waiting = [c for c in self.router.waiting.values() if c.queue == queue]
@@ -371,6 +383,8 @@ class QueueFlow:
         match event:
             case ev.Connected():
                 await self._watch_phones()
+                async with self._lock:
+                    await self._resync(event)
             case ev.EndpointStateChange() if event.endpoint.technology == "PJSIP":
                 async with self._lock:
                     await self._phone_state(event.endpoint.resource, event.endpoint.state)
@@ -403,7 +417,7 @@ class QueueFlow:
             return
         caller = self._caller_of(ringing.call_id)
         if caller is None:  # the caller has gone: this offer is moot
-            await self._ari.channels.hangup(ringing.channel_id)
+            await self._hang_up(ringing.channel_id)
             return
         if status == "ANSWER" and not caller.bridge_id:
             ringing.answered = True
@@ -412,7 +426,7 @@ class QueueFlow:
             await self._connect(caller, ringing)
         elif status == "ANSWER":
             # Answered a call that was already taken or gone: nothing to bridge to.
-            await self._ari.channels.hangup(ringing.channel_id)
+            await self._hang_up(ringing.channel_id)
         elif status in NO_ANSWER:
             await self._missed(ringing, status)
         await self._save_transitions()
@@ -424,7 +438,7 @@ class QueueFlow:
         ringing.missed = True
         self.router.no_answer(ringing.call_id, ringing.agent_id, self._clock())
         await self._calls.record(ringing.call_id, "agent_no_answer", agent=ringing.agent_id, status=status)
-        await self._ari.channels.hangup(ringing.channel_id)
+        await self._hang_up(ringing.channel_id)
         await self._offer()
 
     async def _connect(self, caller: Caller, ringing: Ringing) -> None:
@@ -447,7 +461,7 @@ class QueueFlow:
         return {
             "call_id": caller.call_id,
             "queue": caller.queue,
-            "label": self._queues.label(caller.queue),
+            "label": self._queues.label(caller.queue) if caller.queue in self._queues.queues else {},
             "caller_number": caller.caller_number,
             "caller_name": caller.caller_name,
             "language": caller.language,
@@ -458,7 +472,12 @@ class QueueFlow:
     async def _hang_up_offer(self, call_id: str, agent_id: str) -> None:
         for channel_id, ringing in list(self._ringing.items()):
             if ringing.call_id == call_id and ringing.agent_id == agent_id:
-                await self._ari.channels.hangup(channel_id)
+                await self._hang_up(channel_id)
+
+    async def _hang_up(self, channel_id: str) -> None:
+        """Hang up a channel that may be gone already (its party hung up first)."""
+        with contextlib.suppress(NotFound):
+            await self._ari.channels.hangup(channel_id)
 
     def _caller_of(self, call_id: str) -> Caller | None:
         return next((c for c in self._callers.values() if c.call_id == call_id), None)
@@ -466,7 +485,7 @@ class QueueFlow:
     async def _caller_left(self, caller: Caller) -> None:
         """The caller hung up (or left our app): stop every agent phone ringing for them."""
         if caller.agent_channel:
-            await self._ari.channels.hangup(caller.agent_channel)
+            await self._hang_up(caller.agent_channel)
             await self._close(caller, CallOutcome.completed)
             return
         for agent_id in self.router.abandon(caller.call_id, self._clock()):
@@ -491,7 +510,7 @@ class QueueFlow:
             await self._save_transitions()
             if caller is not None and caller.agent_channel == ringing.channel_id:
                 self._callers.pop(caller.channel_id, None)
-                await self._ari.channels.hangup(caller.channel_id)
+                await self._hang_up(caller.channel_id)
                 await self._close(caller, CallOutcome.completed)
             self._start_wrap_up(ringing.agent_id, wrap)
 
@@ -515,8 +534,7 @@ class QueueFlow:
 
     async def _end_spies(self, call_id: str) -> None:
         for spy in [s for s in self._spies.values() if s.call_id == call_id]:
-            with contextlib.suppress(NotFound):
-                await self._ari.channels.hangup(spy.channel_id)
+            await self._hang_up(spy.channel_id)
 
     async def _close(self, caller: Caller, outcome: CallOutcome) -> None:
         await self._end_spies(caller.call_id)
@@ -526,6 +544,72 @@ class QueueFlow:
         await self._calls.record(caller.call_id, "stasis_end")
         await self._calls.close(caller.call_id, outcome)
         log.info("call_ended", call_id=caller.call_id, outcome=outcome.value)
+
+    # -- after a restart or a lost event socket --------------------------------------------------
+
+    async def _resync(self, event: ev.Connected) -> None:
+        """Forget what ended while events did not reach us, take back the conversations Asterisk
+        still holds (their end must still start the agent's wrap-up), and hang up offers and
+        supervisor legs that nobody follows any more. Waiting callers come back through the IVR,
+        which hands them over again (see ``_wait_in``)."""
+        alive = {c.id: c for c in event.channels}
+        for caller in [c for c in self._callers.values() if c.channel_id not in alive]:
+            self._callers.pop(caller.channel_id, None)
+            await self._caller_left(caller)
+        for ringing in [r for r in self._ringing.values() if r.channel_id not in alive]:
+            self._ringing.pop(ringing.channel_id, None)
+            await self._agent_channel_gone(ringing)
+        for spy in [s for s in self._spies.values() if s.channel_id not in alive]:
+            self._spies.pop(spy.channel_id, None)
+            await self._spy_gone(spy)
+        open_calls = {call.channel_id: call for call in await self._calls.open_calls()}
+        for bridge in event.bridges:
+            if bridge.bridge_type != "mixing" or not bridge.name.startswith("call "):
+                continue
+            ours = [c for c in bridge.channels if c in open_calls and c not in self._callers]
+            agents = [alive[c] for c in bridge.channels if c.startswith("hotline-agent-") and c in alive]
+            if ours:
+                await self._adopt(open_calls[ours[0]], bridge.id, agents[0] if agents else None)
+        followed = set(self._ringing) | set(self._spies) | {s.snoop_id for s in self._spies.values()}
+        for channel_id in alive:
+            if channel_id.startswith(("hotline-agent-", "hotline-spy-", "hotline-snoop-")):
+                if channel_id not in followed:
+                    log.info("orphan_leg_hung_up", channel_id=channel_id)
+                    await self._hang_up(channel_id)
+        await self._save_transitions()
+
+    async def _adopt(self, call: Call, bridge_id: str, agent_channel: Channel | None) -> None:
+        # PJSIP channel names are "PJSIP/agent-<id>-<sequence>".
+        endpoint = agent_channel.name.partition("/")[2].rpartition("-")[0] if agent_channel else ""
+        agent_id = endpoint.removeprefix("agent-")
+        if agent_channel is None or agent_id not in self.router.agents:
+            # The agent hung up while we were away: the conversation is over.
+            await self._hang_up(call.channel_id)
+            with contextlib.suppress(NotFound):
+                await self._ari.bridges.destroy(bridge_id)
+            await self._calls.record(call.id, "agent_left_while_away")
+            await self._calls.close(call.id, CallOutcome.completed)
+            return
+        caller = Caller(
+            call.id,
+            call.channel_id,
+            call.queue or "",
+            caller_name=call.caller_name,
+            caller_number=call.caller_number,
+            language=call.language,
+            urgent=call.urgent,
+            since=self._clock(),
+            bridge_id=bridge_id,
+            agent_id=agent_id,
+            agent_channel=agent_channel.id,
+        )
+        self._callers[call.channel_id] = caller
+        self._ringing[agent_channel.id] = Ringing(
+            call.id, agent_id, agent_channel.id, 0, dialled=True, answered=True
+        )
+        self.router.adopt(agent_id, call.id, caller.queue, self._clock())
+        await self._calls.record(call.id, "readopted_with_agent", agent=agent_id)
+        log.info("call_readopted", call_id=call.id, agent_id=agent_id)
 
     # -- agents' and supervisors' commands ------------------------------------------------------
 
@@ -626,8 +710,7 @@ class QueueFlow:
                 await self._ari.bridges.remove_channel(bridge, caller.channel_id)
             await self._wait_in(caller, target, only_agent=to_agent)
             # The agent's leg ends here; its StasisEnd starts their wrap-up (the caller stays).
-            with contextlib.suppress(NotFound):
-                await self._ari.channels.hangup(agent_channel)
+            await self._hang_up(agent_channel)
             with contextlib.suppress(NotFound):
                 await self._ari.bridges.destroy(bridge)
             await self._offer()
@@ -666,19 +749,17 @@ class QueueFlow:
             await self._ari.channels.dial(spy.channel_id, timeout=30)
         except AriError as exc:
             log.warning("spy_dial_failed", call_id=spy.call_id, error=str(exc))
-            with contextlib.suppress(NotFound):
-                await self._ari.channels.hangup(spy.channel_id)
+            await self._hang_up(spy.channel_id)
 
     async def _spy_progress(self, spy: Spy, status: str) -> None:
         if spy.answered or status != "ANSWER":
             if status in NO_ANSWER:
-                with contextlib.suppress(NotFound):
-                    await self._ari.channels.hangup(spy.channel_id)
+                await self._hang_up(spy.channel_id)
             return
         spy.answered = True
         caller = self._caller_of(spy.call_id)
         if caller is None or not caller.bridge_id:  # the call ended while the supervisor's phone rang
-            await self._ari.channels.hangup(spy.channel_id)
+            await self._hang_up(spy.channel_id)
             return
         if spy.mode == "barge":
             await self._ari.bridges.add_channel(caller.bridge_id, spy.channel_id)
@@ -700,8 +781,7 @@ class QueueFlow:
     async def _spy_gone(self, spy: Spy) -> None:
         """The supervisor hung up (or the call ended): the snoop and its bridge go too."""
         if spy.snoop_id:
-            with contextlib.suppress(NotFound):
-                await self._ari.channels.hangup(spy.snoop_id)
+            await self._hang_up(spy.snoop_id)
         if spy.bridge_id:
             with contextlib.suppress(NotFound):
                 await self._ari.bridges.destroy(spy.bridge_id)

@@ -123,6 +123,8 @@ class FakeAri:
         self.event_filters: dict[str, JsonDict] = {}
         self.subscriptions: dict[str, set[str]] = {}
         self.auto_finish_playbacks = True
+        self.auto_dial_answer = True
+        """When False, a dialled channel rings ("RINGING") until hung up, as an unattended phone."""
         """When False, playbacks stay "playing" until :meth:`finish_playback` or DELETE."""
         self.reject_websockets: int | None = None
         """HTTP status to refuse ``/ari/events`` upgrades with (e.g. 503), or None to accept."""
@@ -737,6 +739,10 @@ class FakeAri:
 
     async def _channel_dial(self, _r: web.Request | None, m: _Match, *_: Any) -> web.Response:
         channel = self._channel(m)
+        if not self.auto_dial_answer:
+            channel["state"] = "Ringing"
+            await self.emit({"type": "Dial", "peer": channel, "dialstatus": "RINGING", "dialstring": ""})
+            return web.Response(status=204)
         channel["state"] = "Up"
         await self.emit({"type": "Dial", "peer": channel, "dialstatus": "ANSWER", "dialstring": ""})
         await self.emit({"type": "ChannelStateChange", "channel": channel})

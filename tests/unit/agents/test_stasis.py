@@ -4,6 +4,7 @@ interleave, which a real Asterisk only shows now and then."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +76,7 @@ class Desk:
     async def queued_caller(self, queue: str = "emergency") -> str:
         """A caller the IVR hands to ``queue``; returns the call id."""
         channel = self.fake.make_channel(caller="05321234567")
-        call, _ = await self.calls.open(channel["id"], caller_number="05321234567")
+        call, _ = await self.calls.open(channel["id"], caller_number="05321234567", queue=queue)
         await self.flow.enqueue(call.id, channel["id"], queue, "tr", True, ("", "05321234567"))
         return call.id
 
@@ -96,6 +97,26 @@ class Desk:
         return next(c for c in self.fake.channels if c.startswith("hotline-agent-"))
 
 
+SEAT = AgentSeat("a1", "Ayşe", frozenset(), frozenset({"tr"}), {})
+
+
+@contextlib.asynccontextmanager
+async def running_flow(
+    fake: FakeAri, store: db.Store, calls: CallLog, timers: Timers
+) -> AsyncIterator[tuple[AriClient, QueueFlow]]:
+    """One hotline process's queue flow, connected to the fake Asterisk."""
+    client = AriClient(fake.base_url, "hotline", "pw", "hotline", backoff_base=0.01, backoff_max=0.05)
+    flow = QueueFlow(client, calls, store, QUEUES, [SEAT], sleep=timers)
+    async with client:
+        await flow.start()  # as the app does: presence first, then the events (and the resync)
+        client.on_event(flow.handle)
+        runner = asyncio.create_task(client.run())
+        await client.wait_connected(5)
+        yield client, flow
+        await flow.close(tidy=False)
+    await runner
+
+
 @pytest.fixture
 async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
     url = f"sqlite:///{tmp_path / 'queues.db'}"
@@ -105,7 +126,6 @@ async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
         fake.endpoints = [
             {"technology": "PJSIP", "resource": "agent-a1", "state": "online", "channel_ids": []}
         ]
-        client = AriClient(fake.base_url, "hotline", "pw", "hotline", backoff_base=0.01, backoff_max=0.05)
         calls = CallLog(store)
         timeline: list[CallEvent] = []
         changed = asyncio.Event()
@@ -115,17 +135,9 @@ async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
             changed.set()
 
         calls.subscribe(seen)
-        seat = AgentSeat("a1", "Ayşe", frozenset(), frozenset({"tr"}), {})
         timers = Timers()
-        flow = QueueFlow(client, calls, store, QUEUES, [seat], sleep=timers)
-        async with client:
-            client.on_event(flow.handle)
-            runner = asyncio.create_task(client.run())
-            await client.wait_connected(5)
-            await flow.start()
+        async with running_flow(fake, store, calls, timers) as (client, flow):
             yield Desk(fake, calls, flow, timeline, changed, timers, client, store)
-            await flow.close()
-        await runner
     await store.close()
 
 
@@ -179,8 +191,7 @@ async def test_pause_during_a_call_waits_for_its_end_and_survives_a_restart(desk
         paused = await presence(stream, "a1", Presence.paused)
     assert paused["reason"] == "meal"
     # A new process on the same database: the agent is still on their meal break, not available.
-    seat = AgentSeat("a1", "Ayşe", frozenset(), frozenset({"tr"}), {})
-    again = QueueFlow(desk.client, desk.calls, desk.store, QUEUES, [seat], sleep=desk.timers)
+    again = QueueFlow(desk.client, desk.calls, desk.store, QUEUES, [SEAT], sleep=desk.timers)
     await again.start()
     agent = again.router.agents["a1"]
     assert (agent.presence, agent.reason) == (Presence.paused, "meal")
@@ -201,3 +212,34 @@ async def test_a_transferred_caller_waits_in_the_new_queue_and_the_agent_wraps_u
     assert call is not None and call.queue == "operator" and call.outcome is None
     kinds = [e.kind for e in desk.timeline if e.call_id == call_id]
     assert kinds[-2:] == ["transferred", "queued"]
+
+
+async def test_a_conversation_outlives_a_crash_and_its_end_still_starts_wrap_up(desk: Desk) -> None:
+    call_id = await desk.queued_caller()
+    await desk.until("agent_connected")
+    await desk.client.close()  # the process dies; Asterisk keeps caller and agent talking
+    async with running_flow(desk.fake, desk.store, desk.calls, desk.timers) as (_, flow):
+        await desk.until("readopted_with_agent")
+        agent = flow.router.agents["a1"]
+        assert (agent.presence, agent.call_id) == (Presence.on_call, call_id)
+        assert flow.agent_state("a1")["call"] is not None
+        async with flow.notices.subscribe("a1") as stream:
+            await desk.fake.caller_hangup(desk.agent_channel())
+            await presence(stream, "a1", Presence.wrap_up)
+        await desk.until("ended")
+    call = await desk.calls.get(call_id)
+    assert call is not None and call.outcome == "completed"
+    assert desk.fake.channels == {}  # the caller was hung up with the agent
+
+
+async def test_offers_left_ringing_by_a_crash_are_hung_up_and_the_caller_keeps_waiting(desk: Desk) -> None:
+    desk.fake.auto_dial_answer = False
+    call_id = await desk.queued_caller()
+    await desk.until("offered")
+    orphan = desk.agent_channel()
+    await desk.client.close()
+    async with running_flow(desk.fake, desk.store, desk.calls, desk.timers) as (_, flow):
+        await desk.fake.wait_for(lambda: orphan not in desk.fake.channels)
+        assert flow.live_calls == 0  # the caller comes back through the IVR, not through here
+    call = await desk.calls.get(call_id)
+    assert call is not None and call.outcome is None
