@@ -10,7 +10,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from sqlmodel import col, select
 
+from agents.models import AgentEvent
 from hotline import asterisk, sipp
 from hotline.calls import CallLog
 from hotline.db import Store
@@ -125,3 +127,45 @@ async def test_stopping_the_hotline_mid_call_hands_the_caller_to_an_agent_phone(
     finally:
         await store.close()
     assert call is not None and call.outcome == "fallback"
+
+
+async def test_a_crash_while_the_caller_talks_to_an_agent_keeps_the_conversation_and_its_record(
+    settings: Settings, services: list[Service], phone_port: int
+) -> None:
+    first = await start_service(settings, HOTLINE_WEB__PORT=str(sipp.free_port(kind=1)))
+    services.append(first)
+    await first.wait_for("hotline_ready")
+    async with sipp.phone(port=phone_port) as desk:  # the agent talks until the caller hangs up
+        caller = asyncio.create_task(sipp.call(settings, "183", digits="10", hold=20))
+        connected = await first.wait_for("agent_connected")
+
+        first.process.kill()  # mid-conversation: Asterisk keeps caller and agent bridged
+        await first.process.wait()
+
+        second = await start_service(settings, HOTLINE_WEB__PORT=str(sipp.free_port(kind=1)))
+        services.append(second)
+        readopted = await second.wait_for("call_readopted")
+        assert (readopted["call_id"], readopted["agent_id"]) == (connected["call_id"], connected["agent_id"])
+        result = await asyncio.wait_for(caller, 60)
+        ended = await second.wait_for("call_ended")
+        agent = await desk.result()
+    assert result.ok and result.hung_up_by == "local", result.errors  # the caller talked to the end
+    assert agent.ok and agent.log.count("answered") == 1, agent.errors  # and the agent got the BYE
+    assert (ended["call_id"], ended["outcome"]) == (connected["call_id"], "completed")
+    store = Store(settings.database_url)
+    try:
+        kinds = [e.kind for e in await CallLog(store).events(connected["call_id"])]
+        async with store.session() as session:
+            presence = (
+                await session.exec(
+                    select(AgentEvent)
+                    .where(AgentEvent.agent_id == connected["agent_id"])
+                    .order_by(col(AgentEvent.id))
+                )
+            ).all()
+    finally:
+        await store.close()
+    assert kinds.count("agent_connected") == 1 and "readopted_with_agent" in kinds and kinds[-1] == "ended"
+    # The second process knew the agent was on that call, and its end started their wrap-up.
+    steps = [(p.after, p.reason) for p in presence]
+    assert steps[steps.index(("on_call", "readopted")) + 1] == ("wrap_up", "call_ended")
