@@ -92,6 +92,7 @@ class QueueConfig(_Model):
     max_no_answer: Annotated[int, Field(ge=1, le=20)] = 3
     no_answer_penalty: Annotated[float, Field(ge=0, le=3600)] = 60.0
     max_wait: Seconds | None = None  # then the caller moves to ``overflow``
+    announce_period: Seconds | None = None  # tell waiting callers their place and wait this often
     overflow: str | None = None
     moh_class: str = "default"
     service_level: Seconds = 20.0  # answered within this many seconds counts as served in time
@@ -120,10 +121,64 @@ class QueueConfig(_Model):
         )
 
 
+class Announcements(_Model):
+    """What a waiting caller hears every ``announce_period``: their place in the queue (up to
+    ``positions``) and, once the queue has answered calls, the estimated wait in whole minutes,
+    rounded up to the next of ``minutes``. Texts per language with ``{n}`` and ``{minutes}``."""
+
+    position: dict[str, str] = Field(
+        default_factory=lambda: {
+            "tr": "Sırada {n}. kişisiniz.",
+            "en": "You are number {n} in line.",
+            "ar": "أنت رقم {n} في الانتظار.",
+        }
+    )
+    wait: dict[str, str] = Field(
+        default_factory=lambda: {
+            "tr": "Tahmini bekleme süreniz {minutes} dakika.",
+            "en": "Your estimated wait is {minutes} minutes.",
+            "ar": "مدة الانتظار المتوقعة {minutes} دقائق.",
+        }
+    )
+    positions: Annotated[int, Field(ge=1, le=50)] = 10
+    minutes: list[Annotated[int, Field(ge=1, le=120)]] = Field(
+        default_factory=lambda: [1, 2, 3, 5, 10, 15, 20, 30], min_length=1
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Announcements:
+        for key, field in (("position", "{n}"), ("wait", "{minutes}")):
+            for language, text in getattr(self, key).items():
+                if field not in text:
+                    raise ValueError(f"{key}.{language}: the text needs {field}")
+        if sorted(set(self.minutes)) != self.minutes:
+            raise ValueError("minutes: list them once each, smallest first")
+        return self
+
+    def prompts(self) -> dict[str, dict[str, str]]:
+        """Every sentence a caller may hear, as prompt name -> language -> text."""
+        texts = {
+            f"queue_position_{n}": {lang: text.format(n=n) for lang, text in self.position.items()}
+            for n in range(1, self.positions + 1)
+        }
+        for m in self.minutes:
+            texts[f"queue_wait_{m}"] = {lang: text.format(minutes=m) for lang, text in self.wait.items()}
+        return texts
+
+    def say(self, position: int, wait: float | None) -> list[str]:
+        """The prompt names for a caller at ``position`` with an estimated ``wait`` in seconds."""
+        names = [f"queue_position_{position}"] if position <= self.positions else []
+        if wait is not None:
+            minutes = next((m for m in self.minutes if m * 60 >= wait), self.minutes[-1])
+            names.append(f"queue_wait_{minutes}")
+        return names
+
+
 class QueuesConfig(_Model):
     queues: dict[str, QueueConfig] = Field(min_length=1)
     schedules: dict[str, Schedule] = Field(default_factory=lambda: {"always": Schedule(always_open=True)})
     pause_reasons: list[str] = Field(default_factory=lambda: ["break", "meal", "training", "meeting"])
+    announcements: Announcements = Field(default_factory=Announcements)
 
     @model_validator(mode="after")
     def _references(self) -> QueuesConfig:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import structlog
@@ -60,6 +60,8 @@ class Caller:
     language: str = ""
     urgent: bool = False
     since: float = 0.0  # when the caller first joined a queue (kept across transfers)
+    announced_at: float = 0.0  # when the caller last heard their place (or joined)
+    playback_id: str = ""  # the announcement playing to them, if any
     bridge_id: str = ""  # the mixing bridge once connected
     agent_id: str = ""
     agent_channel: str = ""
@@ -121,6 +123,7 @@ class QueueFlow:
         queues: QueuesConfig,
         seats: Iterable[AgentSeat],
         *,
+        sounds: Mapping[tuple[str, str], str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -144,6 +147,9 @@ class QueueFlow:
         self._wrap_ups: dict[str, asyncio.Task[None]] = {}  # agent -> the timer ending their wrap-up
         self._phones: dict[str, str] = {}  # agent -> last endpoint state seen
         self._spies: dict[str, Spy] = {}  # supervisor's channel id -> what it is doing
+        self._sounds = sounds or {}  # (prompt, language) -> media URI, for announcements
+        self._holdtime: dict[str, float] = {}  # queue -> recent waits of answered callers (average)
+        self._announcing: dict[str, tuple[str, list[str]]] = {}  # playback id -> call id, prompts
         self.notices = Notifier()
 
     # -- agents --------------------------------------------------------------------------------
@@ -215,6 +221,7 @@ class QueueFlow:
                 async with self._lock:
                     await self._overflow()
                     await self._offer()
+                    await self._announce()
             except Exception:  # one bad pass must not stop time-based routing for good
                 log.exception("queue_tick_failed")
 
@@ -233,6 +240,42 @@ class QueueFlow:
             await self._ari.bridges.add_channel(await self._holding_bridge(caller.queue), caller.channel_id)
             await self._calls.record(call.call_id, "overflow", source=old, queue=caller.queue)
             log.info("call_overflowed", call_id=call.call_id, source=old, queue=caller.queue)
+
+    async def _announce(self) -> None:
+        """Tell callers who have waited another ``announce_period`` their place and likely wait."""
+        now = self._clock()
+        spoken = self._queues.announcements
+        for caller in list(self._callers.values()):
+            period = self._queues.queues[caller.queue].announce_period if caller.queue else None
+            call = self.router.waiting.get(caller.call_id)
+            if period is None or call is None or caller.playback_id or now - caller.announced_at < period:
+                continue
+            caller.announced_at = now
+            position = self.router.position(caller.call_id, now)
+            names = spoken.say(position, self._holdtime.get(caller.queue))
+            media = [uri for name in names if (uri := self._sound(name, caller.language))]
+            if not media or len(media) < len(names):  # prompts not built: say nothing rather than half
+                continue
+            caller.playback_id = f"hotline-announce-{uuid.uuid4().hex}"
+            self._announcing[caller.playback_id] = (caller.call_id, names)
+            try:
+                await self._ari.channels.play(caller.channel_id, media, playback_id=caller.playback_id)
+            except NotFound:  # the caller is gone; their StasisEnd is on its way
+                self._announcing.pop(caller.playback_id, None)
+                caller.playback_id = ""
+
+    def _sound(self, name: str, language: str) -> str | None:
+        found = self._sounds.get((name, language))
+        if found is None:  # no text in the caller's language: the hotline's first language
+            found = next((uri for (n, _), uri in self._sounds.items() if n == name), None)
+        return found
+
+    async def _announced(self, playback_id: str) -> None:
+        call_id, names = self._announcing.pop(playback_id)
+        caller = self._caller_of(call_id)
+        if caller is not None and caller.playback_id == playback_id:
+            caller.playback_id = ""
+        await self._calls.record(call_id, "announced", prompts=names)
 
     async def _save_transitions(self) -> None:
         fresh: list[Transition] = self.router.drain()
@@ -280,6 +323,7 @@ class QueueFlow:
     async def _wait_in(self, caller: Caller, queue: str, only_agent: str | None = None) -> None:
         """Put the caller in ``queue``'s holding bridge and in the router's waiting calls."""
         caller.queue = queue
+        caller.announced_at = self._clock()
         bridge = await self._holding_bridge(queue)
         try:
             await self._ari.bridges.add_channel(bridge, caller.channel_id)
@@ -397,6 +441,9 @@ class QueueFlow:
             case ev.Dial() if event.peer.id in self._spies:
                 async with self._lock:
                     await self._spy_progress(self._spies[event.peer.id], event.dialstatus)
+            case ev.PlaybackFinished() if event.playback.id in self._announcing:
+                async with self._lock:
+                    await self._announced(event.playback.id)
             case ev.StasisEnd() if event.channel.id in self._spies:
                 async with self._lock:
                     await self._spy_gone(self._spies.pop(event.channel.id))
@@ -442,6 +489,13 @@ class QueueFlow:
         await self._offer()
 
     async def _connect(self, caller: Caller, ringing: Ringing) -> None:
+        if caller.playback_id:  # the agent comes first; the rest of the announcement is moot
+            with contextlib.suppress(NotFound):
+                await self._ari.playbacks.stop(caller.playback_id)
+        # Estimated wait, as app_queue keeps it: a running average that favours the past.
+        waited = self._clock() - caller.since
+        before = self._holdtime.get(caller.queue)
+        self._holdtime[caller.queue] = waited if before is None else (3 * before + waited) / 4
         bridge = await self._ari.bridges.create(type="mixing", name=f"call {caller.call_id}")
         caller.bridge_id, caller.agent_id, caller.agent_channel = (
             bridge.id,
@@ -538,6 +592,8 @@ class QueueFlow:
 
     async def _close(self, caller: Caller, outcome: CallOutcome) -> None:
         await self._end_spies(caller.call_id)
+        for playback_id in [p for p, (c, _) in self._announcing.items() if c == caller.call_id]:
+            del self._announcing[playback_id]
         if caller.bridge_id:
             with contextlib.suppress(NotFound):
                 await self._ari.bridges.destroy(caller.bridge_id)

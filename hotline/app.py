@@ -115,7 +115,14 @@ def create_app(settings: Settings) -> App:
     languages = tuple(
         dict.fromkeys([*settings.hotline.languages, *sorted(ivr.languages(settings.hotline.languages[0]))])
     )
-    queue_flow = QueueFlow(ari, calls, store, queues, seats_from_settings(settings.agents))
+    announcements = (
+        asterisk.build_instance_sounds(settings, instance, queues.announcements.prompts())
+        if any(q.announce_period for q in queues.queues.values())
+        else {}
+    )
+    queue_flow = QueueFlow(
+        ari, calls, store, queues, seats_from_settings(settings.agents), sounds=announcements
+    )
 
     async def handoff(h: Handoff) -> None:
         await queue_flow.enqueue(

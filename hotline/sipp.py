@@ -65,12 +65,15 @@ def dtmf_pcap(digit: str, press: int, folder: Path) -> Path:
     """The shipped RFC 2833 recording of ``digit``, moved on in RTP time for the ``press``-th key.
 
     Replaying one recording twice sends the same RTP timestamp twice, and Asterisk takes the
-    second as a retransmission of the first: "11" would arrive as "1". So each press gets its
-    own sequence numbers and timestamp (the UDP checksum is cleared, which IPv4 allows).
+    second as a retransmission of the first: "11" would arrive as "1". The shipped recordings
+    also start at different timestamps ("1" before "2"), so "21" would lose its "1" the same
+    way. Each press is put on one clock: its own sequence numbers and timestamps, after those of
+    the press before (the UDP checksum is cleared, which IPv4 allows).
     """
     data = bytearray((DTMF_PCAPS / f"dtmf_2833_{DTMF_NAMES[digit]}.pcap").read_bytes())
     offset = 24  # pcap global header; the records are Ethernet + IPv4 + UDP + RTP
     while offset < len(data):
+    first: tuple[int, int] | None = None
         length = struct.unpack_from("<I", data, offset + 8)[0]
         packet = offset + 16
         udp = packet + 14 + (data[packet + 14] & 0x0F) * 4
@@ -78,7 +81,12 @@ def dtmf_pcap(digit: str, press: int, folder: Path) -> Path:
         struct.pack_into(">H", data, udp + 6, 0)
         seq, stamp = struct.unpack_from(">HI", data, rtp + 2)
         struct.pack_into(
-            ">HI", data, rtp + 2, (seq + press * 20) & 0xFFFF, (stamp + press * 8000) & 0xFFFFFFFF
+        first = first or (seq, stamp)
+            ">HI",
+            data,
+            rtp + 2,
+            (1000 + press * 20 + seq - first[0]) & 0xFFFF,
+            (80_000 + press * 8000 + stamp - first[1]) & 0xFFFFFFFF,
         )
         offset = packet + length
     path = folder / f"dtmf-{press}.pcap"

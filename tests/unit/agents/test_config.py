@@ -77,3 +77,21 @@ def test_overflow_must_not_loop(tmp_path: Path) -> None:
         'max_wait = 60.0\noverflow = "complaints"\n',
     )
     assert message == "queues.complaints.overflow: callers would go round in circles"
+
+
+def test_announcements_speak_the_place_then_the_wait_rounded_up(config: QueuesConfig) -> None:
+    spoken = config.announcements
+    assert spoken.say(3, None) == ["queue_position_3"]  # nothing answered yet: no estimate
+    assert spoken.say(3, 130) == ["queue_position_3", "queue_wait_3"]  # 2 min 10 s -> "3 minutes"
+    assert spoken.say(11, 400) == ["queue_wait_10"]  # too far back to count the place out loud
+    assert spoken.say(1, 7200) == ["queue_position_1", "queue_wait_30"]  # no promise beyond the last
+    texts = spoken.prompts()
+    assert texts["queue_position_3"]["tr"] == "Sırada 3. kişisiniz."
+    assert texts["queue_wait_5"]["en"] == "Your estimated wait is 5 minutes."
+    assert len(texts) == spoken.positions + len(spoken.minutes)
+    assert config.queues["emergency"].announce_period is None  # urgent callers are not kept talking
+
+
+def test_announcement_texts_need_their_number(tmp_path: Path) -> None:
+    message = broken(tmp_path, 'en = "You are number {n} in line."', 'en = "You are in line."')
+    assert message == "announcements: position.en: the text needs {n}"
