@@ -24,8 +24,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -252,6 +252,13 @@ def build_instance_prompts(
     settings: Settings, instance: Instance, ivr: IvrConfig
 ) -> dict[tuple[str, str], str]:
     """Synthesise every prompt into the instance; return (name, language) -> sound URI."""
+    return build_instance_sounds(settings, instance, ivr.prompts)
+
+
+def build_instance_sounds(
+    settings: Settings, instance: Instance, texts: Mapping[str, Mapping[str, str]]
+) -> dict[tuple[str, str], str]:
+    """Synthesise prompt ``texts`` (name -> language -> text); return (name, language) -> sound URI."""
     built = build_prompts(
         texts, settings.prompts.voices, instance.sounds_host, Path(settings.prompts.recordings)
     )
@@ -283,13 +290,6 @@ def render_config(settings: Settings, instance: Instance) -> Path:
     context = _render_context(settings, instance, playback)
     etc = host / "etc"
     for template in sorted(TEMPLATES.glob("*.conf")):
-    return build_instance_sounds(settings, instance, ivr.prompts)
-
-
-def build_instance_sounds(
-    settings: Settings, instance: Instance, texts: Mapping[str, Mapping[str, str]]
-) -> dict[tuple[str, str], str]:
-    """Synthesise prompt ``texts`` (name -> language -> text); return (name, language) -> sound URI."""
         text = env.get_template(template.name).render(**context)
         target = etc / template.name
         target.write_text(text)

@@ -72,16 +72,16 @@ def dtmf_pcap(digit: str, press: int, folder: Path) -> Path:
     """
     data = bytearray((DTMF_PCAPS / f"dtmf_2833_{DTMF_NAMES[digit]}.pcap").read_bytes())
     offset = 24  # pcap global header; the records are Ethernet + IPv4 + UDP + RTP
-    while offset < len(data):
     first: tuple[int, int] | None = None
+    while offset < len(data):
         length = struct.unpack_from("<I", data, offset + 8)[0]
         packet = offset + 16
         udp = packet + 14 + (data[packet + 14] & 0x0F) * 4
         rtp = udp + 8
         struct.pack_into(">H", data, udp + 6, 0)
         seq, stamp = struct.unpack_from(">HI", data, rtp + 2)
-        struct.pack_into(
         first = first or (seq, stamp)
+        struct.pack_into(
             ">HI",
             data,
             rtp + 2,
