@@ -109,6 +109,9 @@ class AgentSection(_Section):
     skills: dict[str, Annotated[int, Field(ge=1, le=5)]] = Field(default_factory=dict)
     # A fixed SIP contact (sip:user@host:port) for phones that do not register, e.g. test desks.
     contact: str = ""
+    # Logged in on the first start (a static member); otherwise the agent logs in at the desktop.
+    # Later starts keep what the agent last did (logged out, paused with a reason).
+    login_at_start: bool = True
 
 
 class AsteriskSection(_Section):
@@ -117,9 +120,6 @@ class AsteriskSection(_Section):
     modules_dir: str = ""
     root_cache: str = ""
     mirror: str = ""
-    # Logged in on the first start (a static member); otherwise the agent logs in at the desktop.
-    # Later starts keep what the agent last did (logged out, paused with a reason).
-    login_at_start: bool = True
     sip_host: str = "127.0.0.1"
     sip_port: Port = 5060
     rtp_start: Port = 10000
