@@ -93,6 +93,12 @@ class QueueConfig(_Model):
     no_answer_penalty: Annotated[float, Field(ge=0, le=3600)] = 60.0
     max_wait: Seconds | None = None  # then the caller moves to ``overflow``
     announce_period: Seconds | None = None  # tell waiting callers their place and wait this often
+    # Offer a call back that keeps the caller's place once they have waited callback_after;
+    # a number that does not answer is tried callback_attempts times, callback_retry apart.
+    callback: bool = False
+    callback_after: Seconds = 60.0
+    callback_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    callback_retry: Seconds = 120.0
     overflow: str | None = None
     moh_class: str = "default"
     service_level: Seconds = 20.0  # answered within this many seconds counts as served in time
@@ -140,6 +146,20 @@ class Announcements(_Model):
             "ar": "مدة الانتظار المتوقعة {minutes} دقائق.",
         }
     )
+    callback_offer: dict[str, str] = Field(
+        default_factory=lambda: {
+            "tr": "Sıranızı kaybetmeden sizi geri aramamızı isterseniz 1'e basın.",
+            "en": "To keep your place and be called back, press 1.",
+            "ar": "للاحتفاظ بدورك ومعاودة الاتصال بك، اضغط 1.",
+        }
+    )
+    callback_confirm: dict[str, str] = Field(
+        default_factory=lambda: {
+            "tr": "Teşekkürler. Sıranız geldiğinde bu numaradan sizi arayacağız. İyi günler.",
+            "en": "Thank you. We will call you back on this number when it is your turn. Goodbye.",
+            "ar": "شكراً لك. سنعاود الاتصال بك على هذا الرقم عندما يحين دورك. مع السلامة.",
+        }
+    )
     positions: Annotated[int, Field(ge=1, le=50)] = 10
     minutes: list[Annotated[int, Field(ge=1, le=120)]] = Field(
         default_factory=lambda: [1, 2, 3, 5, 10, 15, 20, 30], min_length=1
@@ -163,6 +183,8 @@ class Announcements(_Model):
         }
         for m in self.minutes:
             texts[f"queue_wait_{m}"] = {lang: text.format(minutes=m) for lang, text in self.wait.items()}
+        texts["callback_offer"] = dict(self.callback_offer)
+        texts["callback_confirm"] = dict(self.callback_confirm)
         return texts
 
     def say(self, position: int, wait: float | None) -> list[str]:
@@ -179,10 +201,17 @@ class QueuesConfig(_Model):
     schedules: dict[str, Schedule] = Field(default_factory=lambda: {"always": Schedule(always_open=True)})
     pause_reasons: list[str] = Field(default_factory=lambda: ["break", "meal", "training", "meeting"])
     announcements: Announcements = Field(default_factory=Announcements)
+    # How a caller is dialled back, {number} being their number: e.g. "PJSIP/{number}@carrier".
+    # Empty: no queue offers call backs.
+    callback_dial: str = ""
 
     @model_validator(mode="after")
     def _references(self) -> QueuesConfig:
+        if self.callback_dial and "{number}" not in self.callback_dial:
+            raise ValueError("callback_dial: needs {number} where the caller's number goes")
         for queue_id, queue in self.queues.items():
+            if queue.callback and not self.callback_dial:
+                raise ValueError(f"queues.{queue_id}.callback: set callback_dial to say how to call back")
             if queue.schedule not in self.schedules:
                 raise ValueError(f"queues.{queue_id}.schedule: no schedule named {queue.schedule!r}")
             if queue.overflow is not None and queue.overflow not in self.queues:

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import structlog
 from sqlmodel import col, select
 
 from agents.config import QueuesConfig
 from agents.errors import BadRequest, CommandError, UnknownTarget
-from agents.models import AgentEvent
+from agents.models import AgentEvent, Callback
 from agents.notifier import Notifier
 from agents.service import Agent, Offer, Presence, PresenceError, Router, Transition, WaitingCall
 from ari import AriClient, AriError, NotFound
@@ -61,6 +63,9 @@ class Caller:
     urgent: bool = False
     since: float = 0.0  # when the caller first joined a queue (kept across transfers)
     announced_at: float = 0.0  # when the caller last heard their place (or joined)
+    callback_offered: bool = False
+    callback_id: str = ""  # the caller asked to be called back (their channel may be gone)
+    outbound_channel: str = ""  # the call back ringing the caller's number
     playback_id: str = ""  # the announcement playing to them, if any
     bridge_id: str = ""  # the mixing bridge once connected
     agent_id: str = ""
@@ -150,6 +155,7 @@ class QueueFlow:
         self._sounds = sounds or {}  # (prompt, language) -> media URI, for announcements
         self._holdtime: dict[str, float] = {}  # queue -> recent waits of answered callers (average)
         self._announcing: dict[str, tuple[str, list[str]]] = {}  # playback id -> call id, prompts
+        self._hang_up_after: dict[str, str] = {}  # playback id -> channel to hang up when it ends
         self.notices = Notifier()
 
     # -- agents --------------------------------------------------------------------------------
@@ -159,6 +165,7 @@ class QueueFlow:
         log in on their first start. Those whose phone is not reachable are paused until it is."""
         async with self._lock:
             now = self._clock()
+            await self._load_call_backs()
             for agent_id in self.router.agents:
                 await self._restore(agent_id, now)
                 try:
@@ -235,9 +242,11 @@ class QueueFlow:
             if caller is None or not self.router.move(call.call_id, rules.overflow):
                 continue
             old, caller.queue = caller.queue, rules.overflow
-            with contextlib.suppress(NotFound):
-                await self._ari.bridges.remove_channel(self._holding[old], caller.channel_id)
-            await self._ari.bridges.add_channel(await self._holding_bridge(caller.queue), caller.channel_id)
+            if caller.channel_id:  # a caller waiting for a call back has no line to move
+                with contextlib.suppress(NotFound):
+                    await self._ari.bridges.remove_channel(self._holding[old], caller.channel_id)
+                holding = await self._holding_bridge(caller.queue)
+                await self._ari.bridges.add_channel(holding, caller.channel_id)
             await self._calls.record(call.call_id, "overflow", source=old, queue=caller.queue)
             log.info("call_overflowed", call_id=call.call_id, source=old, queue=caller.queue)
 
@@ -246,16 +255,30 @@ class QueueFlow:
         now = self._clock()
         spoken = self._queues.announcements
         for caller in list(self._callers.values()):
-            period = self._queues.queues[caller.queue].announce_period if caller.queue else None
-            call = self.router.waiting.get(caller.call_id)
-            if period is None or call is None or caller.playback_id or now - caller.announced_at < period:
+            if caller.queue not in self._queues.queues or caller.playback_id or not caller.channel_id:
+                continue
+            rules = self._queues.queues[caller.queue]
+            if caller.call_id not in self.router.waiting or caller.callback_id:
+                continue
+            periodic = (
+                rules.announce_period is not None and now - caller.announced_at >= rules.announce_period
+            )
+            offer = (
+                rules.callback
+                and _callable(caller.caller_number)
+                and now - caller.since >= rules.callback_after
+            )
+            if not periodic and not (offer and not caller.callback_offered):
                 continue
             caller.announced_at = now
             position = self.router.position(caller.call_id, now)
-            names = spoken.say(position, self._holdtime.get(caller.queue))
+            names = spoken.say(position, self._holdtime.get(caller.queue)) if periodic else []
+            if offer:
+                names.append("callback_offer")
             media = [uri for name in names if (uri := self._sound(name, caller.language))]
             if not media or len(media) < len(names):  # prompts not built: say nothing rather than half
                 continue
+            caller.callback_offered = caller.callback_offered or offer
             caller.playback_id = f"hotline-announce-{uuid.uuid4().hex}"
             self._announcing[caller.playback_id] = (caller.call_id, names)
             try:
@@ -276,6 +299,8 @@ class QueueFlow:
         if caller is not None and caller.playback_id == playback_id:
             caller.playback_id = ""
         await self._calls.record(call_id, "announced", prompts=names)
+        if playback_id in self._hang_up_after:  # the call back is confirmed: the caller can go
+            await self._hang_up(self._hang_up_after.pop(playback_id))
 
     async def _save_transitions(self) -> None:
         fresh: list[Transition] = self.router.drain()
@@ -441,6 +466,18 @@ class QueueFlow:
             case ev.Dial() if event.peer.id in self._spies:
                 async with self._lock:
                     await self._spy_progress(self._spies[event.peer.id], event.dialstatus)
+            case ev.ChannelDtmfReceived() if event.channel.id in self._callers:
+                async with self._lock:
+                    await self._key(self._callers[event.channel.id], event.digit)
+            case ev.StasisStart() if event.channel.id.startswith("hotline-callback-"):
+                async with self._lock:
+                    await self._dial_back(event.channel.id)
+            case ev.Dial() if event.peer.id.startswith("hotline-callback-"):
+                async with self._lock:
+                    await self._call_back_progress(event.peer.id, event.dialstatus)
+            case ev.StasisEnd() if event.channel.id.startswith("hotline-callback-"):
+                async with self._lock:
+                    await self._call_back_progress(event.channel.id, "HANGUP")
             case ev.PlaybackFinished() if event.playback.id in self._announcing:
                 async with self._lock:
                     await self._announced(event.playback.id)
@@ -470,7 +507,10 @@ class QueueFlow:
             ringing.answered = True
             for other in self.router.answered(ringing.call_id, ringing.agent_id, self._clock()):
                 await self._hang_up_offer(ringing.call_id, other)
-            await self._connect(caller, ringing)
+            if caller.channel_id:
+                await self._connect(caller, ringing)
+            else:  # a call back: now that an agent is there, ring the caller
+                await self._ring_back(caller, ringing)
         elif status == "ANSWER":
             # Answered a call that was already taken or gone: nothing to bridge to.
             await self._hang_up(ringing.channel_id)
@@ -489,6 +529,9 @@ class QueueFlow:
         await self._offer()
 
     async def _connect(self, caller: Caller, ringing: Ringing) -> None:
+        self._hang_up_after.pop(caller.playback_id, None)  # asked for a call back, got an agent first
+        if caller.callback_id:
+            await self._update_call_back(caller.callback_id, status="connected")
         if caller.playback_id:  # the agent comes first; the rest of the announcement is moot
             with contextlib.suppress(NotFound):
                 await self._ari.playbacks.stop(caller.playback_id)
@@ -521,6 +564,7 @@ class QueueFlow:
             "language": caller.language,
             "urgent": caller.urgent,
             "agent": caller.agent_id or None,
+            "callback": bool(caller.callback_id),
         }
 
     async def _hang_up_offer(self, call_id: str, agent_id: str) -> None:
@@ -538,6 +582,9 @@ class QueueFlow:
 
     async def _caller_left(self, caller: Caller) -> None:
         """The caller hung up (or left our app): stop every agent phone ringing for them."""
+        if caller.callback_id and not caller.agent_channel:
+            await self._await_call_back(caller)
+            return
         if caller.agent_channel:
             await self._hang_up(caller.agent_channel)
             await self._close(caller, CallOutcome.completed)
@@ -555,6 +602,13 @@ class QueueFlow:
             # Rang out: Asterisk ends a dial that times out without a final Dial status.
             await self._missed(ringing, "TIMEOUT")
             await self._save_transitions()
+        elif ringing.answered and caller is not None and caller.outbound_channel and not caller.bridge_id:
+            # The agent gave up while the caller's phone rang: try again later.
+            await self._hang_up(caller.outbound_channel)
+            await self._call_back_failed(caller, "agent_hung_up")
+            wrap = self.router.call_ended(ringing.agent_id, self._clock())
+            await self._save_transitions()
+            self._start_wrap_up(ringing.agent_id, wrap)
         elif ringing.answered:
             # The agent's call is over, whoever hung up first: wrap-up, then the next call.
             wrap = self.router.call_ended(ringing.agent_id, self._clock())
@@ -601,6 +655,201 @@ class QueueFlow:
         await self._calls.close(caller.call_id, outcome)
         log.info("call_ended", call_id=caller.call_id, outcome=outcome.value)
 
+    # -- call backs ------------------------------------------------------------------------------
+
+    async def _key(self, caller: Caller, digit: str) -> None:
+        """A waiting caller pressed a key: "1" after the offer asks for a call back."""
+        call = self.router.waiting.get(caller.call_id)
+        if digit != "1" or not caller.callback_offered or caller.callback_id or call is None:
+            return
+        if call.offered_to:  # an agent's phone is ringing for them already: they are next
+            return
+        waited = self._clock() - caller.since
+        row = Callback(
+            call_id=caller.call_id,
+            number=caller.caller_number,
+            queue=caller.queue,
+            language=caller.language,
+            urgent=caller.urgent,
+            waiting_since=utcnow() - timedelta(seconds=waited),
+        )
+        async with self._store.session() as session:
+            session.add(row)
+            await session.commit()
+        caller.callback_id = row.id
+        await self._calls.record(caller.call_id, "callback_requested", queue=caller.queue, callback=row.id)
+        log.info("callback_requested", call_id=caller.call_id, queue=caller.queue)
+        if caller.playback_id:
+            with contextlib.suppress(NotFound):
+                await self._ari.playbacks.stop(caller.playback_id)
+        # Confirm, then let the caller go; their place stays in the queue.
+        media = self._sound("callback_confirm", caller.language)
+        if media is None:
+            await self._hang_up(caller.channel_id)
+            return
+        caller.playback_id = f"hotline-announce-{uuid.uuid4().hex}"
+        self._announcing[caller.playback_id] = (caller.call_id, ["callback_confirm"])
+        self._hang_up_after[caller.playback_id] = caller.channel_id
+        try:
+            await self._ari.channels.play(caller.channel_id, [media], playback_id=caller.playback_id)
+        except NotFound:
+            self._announcing.pop(caller.playback_id, None)
+            self._hang_up_after.pop(caller.playback_id, None)
+
+    async def _await_call_back(self, caller: Caller) -> None:
+        """The caller who asked for a call back has hung up: they wait in the queue without a line."""
+        caller.channel_id, caller.playback_id = "", ""
+        self._callers[f"callback:{caller.call_id}"] = caller
+        await self._calls.record(caller.call_id, "callback_waiting", queue=caller.queue)
+        await self._calls.close(caller.call_id, CallOutcome.callback)
+
+    async def _load_call_backs(self) -> None:
+        """Call backs a previous run had not finished wait again, in their place."""
+        async with self._store.session() as session:
+            rows = (
+                await session.exec(select(Callback).where(col(Callback.status).in_(["waiting", "dialling"])))
+            ).all()
+        for row in rows:
+            if row.queue not in self._queues.queues:
+                continue
+            waited = max(0.0, (utcnow() - row.waiting_since).total_seconds())
+            caller = Caller(
+                row.call_id,
+                "",
+                row.queue,
+                caller_number=row.number,
+                language=row.language,
+                urgent=row.urgent,
+                since=self._clock() - waited,
+                callback_offered=True,
+                callback_id=row.id,
+            )
+            self._callers[f"callback:{row.call_id}"] = caller
+            self.router.enqueue(WaitingCall(row.call_id, row.queue, row.language, row.urgent, caller.since))
+            if row.status == "dialling":  # the run that was dialling died: try again
+                await self._update_call_back(row.id, status="waiting")
+
+    async def _update_call_back(self, callback_id: str, **values: object) -> Callback | None:
+        async with self._store.session() as session:
+            row = await session.get(Callback, callback_id)
+            if row is None:
+                return None
+            for name, value in values.items():
+                setattr(row, name, value)
+            row.updated_at = utcnow()
+            session.add(row)
+            await session.commit()
+            await session.refresh(row)
+            return row
+
+    async def _ring_back(self, caller: Caller, ringing: Ringing) -> None:
+        """An agent took a call back: they hear ringing while the caller's number is dialled."""
+        caller.agent_id, caller.agent_channel = ringing.agent_id, ringing.channel_id
+        caller.outbound_channel = f"hotline-callback-{uuid.uuid4().hex}"
+        row = await self._update_call_back(caller.callback_id, status="dialling")
+        attempt = (row.attempts if row else 0) + 1
+        await self._update_call_back(caller.callback_id, attempts=attempt)
+        await self._calls.record(caller.call_id, "callback_dialling", agent=ringing.agent_id, attempt=attempt)
+        with contextlib.suppress(AriError):
+            tone = f"{caller.outbound_channel}-tone"
+            await self._ari.channels.play(ringing.channel_id, "tone:ring", playback_id=tone)
+        try:
+            await self._ari.channels.create(
+                self._queues.callback_dial.format(number=caller.caller_number),
+                channel_id=caller.outbound_channel,
+                app_args=["callback", caller.call_id],
+            )
+        except AriError as exc:
+            log.warning("callback_unreachable", call_id=caller.call_id, error=str(exc))
+            await self._call_back_failed(caller, "unreachable")
+
+    def _calling_back(self, channel_id: str) -> Caller | None:
+        return next((c for c in self._callers.values() if c.outbound_channel == channel_id), None)
+
+    async def _dial_back(self, channel_id: str) -> None:
+        caller = self._calling_back(channel_id)
+        if caller is None:
+            await self._hang_up(channel_id)
+            return
+        try:
+            await self._ari.channels.dial(channel_id, timeout=30)
+        except AriError as exc:
+            log.warning("callback_dial_failed", call_id=caller.call_id, error=str(exc))
+            await self._hang_up(channel_id)
+            await self._call_back_failed(caller, "CHANUNAVAIL")
+
+    async def _call_back_progress(self, channel_id: str, status: str) -> None:
+        caller = self._calling_back(channel_id)
+        if caller is None:
+            return
+        if status == "ANSWER" and not caller.bridge_id:
+            await self._call_back_connected(caller)
+        elif status == "HANGUP" and caller.bridge_id:  # the caller hung up after talking
+            self._callers.pop(caller.channel_id, None)
+            await self._caller_left(caller)
+        elif (status in NO_ANSWER or status == "HANGUP") and not caller.bridge_id:
+            await self._hang_up(channel_id)
+            await self._call_back_failed(caller, status)
+
+    async def _call_back_connected(self, caller: Caller) -> None:
+        """The caller answered: from here on it is an ordinary conversation, of a new call."""
+        origin = caller.call_id
+        call, _ = await self._calls.open(
+            caller.outbound_channel,
+            caller_number=caller.caller_number,
+            extension="callback",
+            language=caller.language,
+            queue=caller.queue,
+            category=self._queues.category(caller.queue),
+            urgent=caller.urgent,
+        )
+        await self._calls.answered(call.id)
+        await self._calls.record(call.id, "callback_of", origin=origin, agent=caller.agent_id)
+        await self._calls.record(
+            origin, "callback_connected", outbound_call_id=call.id, agent=caller.agent_id
+        )
+        await self._update_call_back(caller.callback_id, status="connected", outbound_call_id=call.id)
+        self._callers.pop(f"callback:{origin}", None)
+        ringing = self._ringing[caller.agent_channel]
+        ringing.call_id = caller.call_id = call.id
+        self.router.agents[caller.agent_id].call_id = call.id
+        caller.channel_id = caller.outbound_channel
+        self._callers[caller.channel_id] = caller
+        with contextlib.suppress(NotFound):
+            await self._ari.playbacks.stop(f"{caller.channel_id}-tone")  # the agent's ring tone
+        bridge = await self._ari.bridges.create(type="mixing", name=f"call {call.id}")
+        caller.bridge_id = bridge.id
+        await self._ari.bridges.add_channel(bridge.id, [caller.channel_id, caller.agent_channel])
+        await self._calls.record(call.id, "agent_connected", agent=caller.agent_id)
+        log.info("callback_connected", call_id=call.id, origin=origin, agent_id=caller.agent_id)
+        self.notices.publish({"type": "connected", **self._describe(caller)}, caller.agent_id)
+
+    async def _call_back_failed(self, caller: Caller, reason: str) -> None:
+        """This attempt did not reach the caller: try again later, or give up after the last one."""
+        agent_channel = caller.agent_channel
+        caller.agent_id = caller.agent_channel = caller.outbound_channel = ""
+        row = await self._update_call_back(caller.callback_id, status="waiting")
+        rules = self._queues.queues[caller.queue]
+        attempts = row.attempts if row else rules.callback_attempts
+        await self._calls.record(caller.call_id, "callback_attempt_failed", reason=reason, attempt=attempts)
+        if attempts >= rules.callback_attempts:
+            await self._update_call_back(caller.callback_id, status="failed")
+            await self._calls.record(caller.call_id, "callback_failed", attempts=attempts)
+            self._callers.pop(f"callback:{caller.call_id}", None)
+            log.warning("callback_failed", call_id=caller.call_id, attempts=attempts)
+        else:
+            self._timers.start(self._retry_call_back(caller, rules.callback_retry))
+        if agent_channel:  # the agent's leg ends; its StasisEnd starts their wrap-up
+            await self._hang_up(agent_channel)
+
+    async def _retry_call_back(self, caller: Caller, delay: float) -> None:
+        await self._sleep(delay)
+        async with self._lock:
+            if self._callers.get(f"callback:{caller.call_id}") is caller:
+                call = WaitingCall(caller.call_id, caller.queue, caller.language, caller.urgent, caller.since)
+                self.router.enqueue(call)
+                await self._offer()
+
     # -- after a restart or a lost event socket --------------------------------------------------
 
     async def _resync(self, event: ev.Connected) -> None:
@@ -609,7 +858,7 @@ class QueueFlow:
         supervisor legs that nobody follows any more. Waiting callers come back through the IVR,
         which hands them over again (see ``_wait_in``)."""
         alive = {c.id: c for c in event.channels}
-        for caller in [c for c in self._callers.values() if c.channel_id not in alive]:
+        for caller in [c for c in self._callers.values() if c.channel_id and c.channel_id not in alive]:
             self._callers.pop(caller.channel_id, None)
             await self._caller_left(caller)
         for ringing in [r for r in self._ringing.values() if r.channel_id not in alive]:
@@ -627,12 +876,15 @@ class QueueFlow:
             if ours:
                 await self._adopt(open_calls[ours[0]], bridge.id, agents[0] if agents else None)
         followed = set(self._ringing) | set(self._spies) | {s.snoop_id for s in self._spies.values()}
+        followed |= {c.outbound_channel for c in self._callers.values()}
         for channel_id in alive:
-            if channel_id.startswith(("hotline-agent-", "hotline-spy-", "hotline-snoop-")):
+            if channel_id.startswith(
+                ("hotline-agent-", "hotline-spy-", "hotline-snoop-", "hotline-callback-")
+            ):
                 if channel_id not in followed:
                     log.info("orphan_leg_hung_up", channel_id=channel_id)
                     await self._hang_up(channel_id)
-        await self._save_transitions()
+        await self._offer()  # call backs waiting since the last run, agents freed while away
 
     async def _adopt(self, call: Call, bridge_id: str, agent_channel: Channel | None) -> None:
         # PJSIP channel names are "PJSIP/agent-<id>-<sequence>".
@@ -897,7 +1149,7 @@ class QueueFlow:
         """Send every caller still waiting (not those talking to an agent) to ``fallback``."""
         handed = 0
         async with self._lock:
-            for caller in [c for c in self._callers.values() if not c.bridge_id]:
+            for caller in [c for c in self._callers.values() if not c.bridge_id and c.channel_id]:
                 for agent_id in self.router.abandon(caller.call_id, self._clock()):
                     await self._hang_up_offer(caller.call_id, agent_id)
                 self._callers.pop(caller.channel_id, None)
@@ -923,6 +1175,11 @@ class QueueFlow:
             with contextlib.suppress(AriError):
                 if not (await self._ari.bridges.get(bridge_id)).channels:
                     await self._ari.bridges.destroy(bridge_id)
+
+
+def _callable(number: str) -> bool:
+    """A number that can be dialled back (caller ID may be withheld or a name)."""
+    return re.fullmatch(r"\+?[0-9]{5,15}", number) is not None
 
 
 def seats_from_settings(agents: Iterable[AgentSection]) -> list[AgentSeat]:

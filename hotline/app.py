@@ -117,7 +117,7 @@ def create_app(settings: Settings) -> App:
     )
     announcements = (
         asterisk.build_instance_sounds(settings, instance, queues.announcements.prompts())
-        if any(q.announce_period for q in queues.queues.values())
+        if any(q.announce_period or q.callback for q in queues.queues.values())
         else {}
     )
     queue_flow = QueueFlow(

@@ -44,6 +44,7 @@ class CallOutcome(StrEnum):
     fallback = "fallback"  # handed to the dialplan fallback (rings agents) as the hotline stopped
     abandoned_in_ivr = "abandoned_in_ivr"  # the caller hung up before choosing
     voicemail = "voicemail"  # the queue was closed and the caller left (or tried to leave) a message
+    callback = "callback"  # the caller chose to be called back, keeping their place (see Callback)
 
 
 class Call(SQLModel, table=True):

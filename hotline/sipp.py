@@ -106,17 +106,22 @@ def caller_scenario(
 
     The DTMF recordings for ``digits`` are written to ``folder`` (it must outlive the SIPp run).
     """
-    bad = [d for d in digits if d not in DTMF_NAMES]
+    bad = [d for d in digits if d not in DTMF_NAMES and d != ","]
     if bad:
-        raise SippError(f"cannot press {''.join(bad)!r}: digits are 0-9, * and #")
+        raise SippError(f"cannot press {''.join(bad)!r}: digits are 0-9, * and #, and ',' waits a second")
     if digits and folder is None:
         raise SippError("caller_scenario needs a folder for the DTMF recordings")
     steps: list[str] = []
     if answer_wait_ms:
         steps.append(f'<pause milliseconds="{answer_wait_ms}"/>')
-    for press, digit in enumerate(digits):
+    press = 0
+    for digit in digits:
+        if digit == ",":  # as on a phone's dialler: wait a second before the next key
+            steps.append('<pause milliseconds="1000"/>')
+            continue
         assert folder is not None
         pcap = dtmf_pcap(digit, press, folder)
+        press += 1
         steps.append(f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
         steps.append(f'<pause milliseconds="{DTMF_GAP_MS}"/>')
     if say is not None:

@@ -88,7 +88,7 @@ def test_announcements_speak_the_place_then_the_wait_rounded_up(config: QueuesCo
     texts = spoken.prompts()
     assert texts["queue_position_3"]["tr"] == "Sırada 3. kişisiniz."
     assert texts["queue_wait_5"]["en"] == "Your estimated wait is 5 minutes."
-    assert len(texts) == spoken.positions + len(spoken.minutes)
+    assert len(texts) == spoken.positions + len(spoken.minutes) + 2  # and the call back offer, confirmation
     assert config.queues["emergency"].announce_period is None  # urgent callers are not kept talking
 
 

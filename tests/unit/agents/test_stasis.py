@@ -7,12 +7,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from agents.config import load_queues
+from agents.config import QueuesConfig, load_queues
 from agents.errors import BadRequest, CommandError
+from agents.models import Callback
 from agents.notifier import Notice, Subscription
 from agents.service import Presence
 from agents.stasis import AgentSeat, QueueFlow
@@ -20,7 +22,7 @@ from ari import AriClient
 from ari.testing import FakeAri
 from hotline import db
 from hotline.calls import CallLog
-from hotline.models import CallEvent
+from hotline.models import CallEvent, CallOutcome, utcnow
 
 QUEUES = load_queues(Path("config/queues.toml"))
 
@@ -102,11 +104,11 @@ SEAT = AgentSeat("a1", "Ayşe", frozenset(), frozenset({"tr"}), {})
 
 @contextlib.asynccontextmanager
 async def running_flow(
-    fake: FakeAri, store: db.Store, calls: CallLog, timers: Timers
+    fake: FakeAri, store: db.Store, calls: CallLog, timers: Timers, queues: QueuesConfig = QUEUES
 ) -> AsyncIterator[tuple[AriClient, QueueFlow]]:
     """One hotline process's queue flow, connected to the fake Asterisk."""
     client = AriClient(fake.base_url, "hotline", "pw", "hotline", backoff_base=0.01, backoff_max=0.05)
-    flow = QueueFlow(client, calls, store, QUEUES, [SEAT], sleep=timers)
+    flow = QueueFlow(client, calls, store, queues, [SEAT], sleep=timers)
     async with client:
         await flow.start()  # as the app does: presence first, then the events (and the resync)
         client.on_event(flow.handle)
@@ -243,3 +245,36 @@ async def test_offers_left_ringing_by_a_crash_are_hung_up_and_the_caller_keeps_w
         assert flow.live_calls == 0  # the caller comes back through the IVR, not through here
     call = await desk.calls.get(call_id)
     assert call is not None and call.outcome is None
+
+
+async def test_a_call_back_left_by_a_previous_run_keeps_its_place_and_is_dialled(desk: Desk) -> None:
+    # A caller asked for a call back 5 minutes ago; the process died while their number rang.
+    channel = desk.fake.make_channel(caller="05329876543")
+    call, _ = await desk.calls.open(channel["id"], caller_number="05329876543", queue="operator")
+    row = Callback(
+        call_id=call.id,
+        number="05329876543",
+        queue="operator",
+        language="tr",
+        waiting_since=utcnow() - timedelta(minutes=5),
+        status="dialling",
+        attempts=1,
+    )
+    async with desk.store.session() as session:
+        session.add(row)
+        await session.commit()
+    await desk.calls.close(call.id, CallOutcome.callback)
+    await desk.client.close()
+    dialling = QUEUES.model_copy(update={"callback_dial": "PJSIP/{number}@carrier"})
+    async with running_flow(desk.fake, desk.store, desk.calls, desk.timers, dialling) as (_, flow):
+        await desk.until("callback_connected")  # the agent (available) took it and the caller answered
+        [answered] = [
+            c["name"] for c in desk.fake.channels.values() if c["id"].startswith("hotline-callback-")
+        ]
+        assert answered.startswith("PJSIP/05329876543@carrier")
+        assert flow.agent_state("a1")["call"]["callback"] is True
+    async with desk.store.session() as session:
+        stored = await session.get(Callback, row.id)
+    assert stored is not None and (stored.status, stored.attempts) == ("connected", 2)
+    back = await desk.calls.get(stored.outbound_call_id or "")
+    assert back is not None and back.extension == "callback" and back.caller_number == "05329876543"
