@@ -92,6 +92,7 @@ class QueueConfig(_Model):
     max_no_answer: Annotated[int, Field(ge=1, le=20)] = 3
     no_answer_penalty: Annotated[float, Field(ge=0, le=3600)] = 60.0
     max_wait: Seconds | None = None  # then the caller moves to ``overflow``
+    max_length: Annotated[int, Field(ge=1, le=10000)] | None = None  # callers beyond go to ``overflow``
     announce_period: Seconds | None = None  # tell waiting callers their place and wait this often
     # Offer a call back that keeps the caller's place once they have waited callback_after;
     # a number that does not answer is tried callback_attempts times, callback_retry apart.
@@ -107,8 +108,8 @@ class QueueConfig(_Model):
     def _check(self) -> QueueConfig:
         if self.tiers[0].after != 0:
             raise ValueError("tiers: the first tier must start at after = 0")
-        if (self.max_wait is None) != (self.overflow is None):
-            raise ValueError("max_wait and overflow go together")
+        if (self.max_wait is not None or self.max_length is not None) != (self.overflow is not None):
+            raise ValueError("overflow needs max_wait or max_length, and they need overflow")
         return self
 
     def rules(self, queue_id: str) -> QueueRules:

@@ -342,8 +342,26 @@ class QueueFlow:
                 since=self._clock(),
             )
             self._callers[channel_id] = waiting
-            await self._wait_in(waiting, queue)
+            target = self._with_room(queue, urgent)
+            if target != queue:
+                await self._calls.record(call_id, "queue_full", queue=queue, overflow=target)
+                log.info("queue_full", call_id=call_id, queue=queue, overflow=target)
+            await self._wait_in(waiting, target)
             await self._offer()
+
+    def _with_room(self, queue: str, urgent: bool) -> str:
+        """The queue a new caller joins: ``queue``, or where its overflow leads while queues are
+        full (``max_length``). Urgent callers are never turned away from their queue."""
+        seen = {queue}
+        while not urgent:
+            rules = self._queues.queues[queue]
+            waiting = sum(1 for c in self.router.waiting.values() if c.queue == queue)
+            if rules.max_length is None or waiting < rules.max_length or rules.overflow in (None, *seen):
+                break
+            assert rules.overflow is not None
+            queue = rules.overflow
+            seen.add(queue)
+        return queue
 
     async def _wait_in(self, caller: Caller, queue: str, only_agent: str | None = None) -> None:
         """Put the caller in ``queue``'s holding bridge and in the router's waiting calls."""

@@ -75,11 +75,11 @@ class Desk:
     client: AriClient
     store: db.Store
 
-    async def queued_caller(self, queue: str = "emergency") -> str:
+    async def queued_caller(self, queue: str = "emergency", urgent: bool = True) -> str:
         """A caller the IVR hands to ``queue``; returns the call id."""
         channel = self.fake.make_channel(caller="05321234567")
         call, _ = await self.calls.open(channel["id"], caller_number="05321234567", queue=queue)
-        await self.flow.enqueue(call.id, channel["id"], queue, "tr", True, ("", "05321234567"))
+        await self.flow.enqueue(call.id, channel["id"], queue, "tr", urgent, ("", "05321234567"))
         return call.id
 
     async def until(self, kind: str) -> CallEvent:
@@ -278,3 +278,24 @@ async def test_a_call_back_left_by_a_previous_run_keeps_its_place_and_is_dialled
     assert stored is not None and (stored.status, stored.attempts) == ("connected", 2)
     back = await desk.calls.get(stored.outbound_call_id or "")
     assert back is not None and back.extension == "callback" and back.caller_number == "05329876543"
+
+
+async def test_a_full_queue_sends_new_callers_to_its_overflow_but_never_an_urgent_one(desk: Desk) -> None:
+    social = QUEUES.queues["social_assistance"].model_copy(update={"max_length": 1, "overflow": "operator"})
+    small = QUEUES.model_copy(update={"queues": {**QUEUES.queues, "social_assistance": social}})
+    await desk.client.close()
+    async with running_flow(desk.fake, desk.store, desk.calls, desk.timers, small) as (_, flow):
+        await flow.pause("a1", "meal")  # nobody answers: callers stay waiting
+        desk.flow = flow
+        first = await desk.queued_caller("social_assistance", urgent=False)
+        second = await desk.queued_caller("social_assistance", urgent=False)
+        full = await desk.until("queue_full")
+        assert full.call_id == second and full.data == {"queue": "social_assistance", "overflow": "operator"}
+        assert (flow.router.waiting[first].queue, flow.router.waiting[second].queue) == (
+            "social_assistance",
+            "operator",
+        )
+        channel = desk.fake.make_channel(caller="05320000009")
+        call, _ = await desk.calls.open(channel["id"], caller_number="05320000009")
+        await flow.enqueue(call.id, channel["id"], "social_assistance", "tr", True, ("", "05320000009"))
+        assert flow.router.waiting[call.id].queue == "social_assistance"  # urgent: let in over the limit
