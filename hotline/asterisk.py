@@ -174,6 +174,25 @@ def build_root(settings: Settings, log: Any = print) -> Path:
     return root
 
 
+def share_host_names(root: Path, hosts: Path = Path("/etc/hosts")) -> None:
+    """Give the root the host's /etc/hosts, with the machine's own name in it.
+
+    Asterisk looks its host name up for every call's media (acl.c ast_find_ourip). Without a
+    hosts file in the root that goes to DNS, and a DNS server that is slow or unreachable stalls
+    PJSIP for the resolver's timeout (5 s) on each call.
+    """
+    text = hosts.read_text() if hosts.exists() else "127.0.0.1 localhost\n"
+    name = socket.gethostname()
+    if name and not any(name in line.split()[1:] for line in text.splitlines() if not line.startswith("#")):
+        text = text.rstrip("\n") + f"\n127.0.1.1 {name}\n"
+    target = root / "etc" / "hosts"
+    if target.exists() and target.read_text() == text:
+        return
+    tmp = target.with_name(f"hosts.{os.getpid()}")  # several instances may share the root
+    tmp.write_text(text)
+    tmp.replace(target)
+
+
 def _system_binary(settings: Settings) -> str | None:
     if settings.asterisk.binary:
         if not os.access(settings.asterisk.binary, os.X_OK):
@@ -393,6 +412,8 @@ def up(settings: Settings, log: Any = print) -> Instance:
         _save_instance(settings, instance)
         return instance
     _check_ports(settings)
+    if instance.root:
+        share_host_names(Path(instance.root))
     render_config(settings, instance)
     startup_log = Path(instance.host_dir) / "log" / "startup.log"
     with open(startup_log, "wb") as out:
