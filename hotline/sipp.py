@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import signal
 import socket
 import struct
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -30,13 +31,21 @@ class SippError(Exception):
     """SIPp is missing or the scenario could not run."""
 
 
+_handed_out: set[int] = set()
+
+
 def free_port(kind: int = socket.SOCK_DGRAM, even: bool = False) -> int:
-    """A port the kernel just handed out on loopback (even when RTP needs it)."""
+    """A port the kernel just handed out on loopback (even when RTP needs it).
+
+    Never the same port twice in one process: the kernel may offer a port it just gave us again,
+    and two SIPp processes started together would then fight over it.
+    """
     for _ in range(50):
         with socket.socket(socket.AF_INET, kind) as sock:
             sock.bind(("127.0.0.1", 0))
             port: int = sock.getsockname()[1]
-        if not even or port % 2 == 0:
+        if (not even or port % 2 == 0) and port not in _handed_out:
+            _handed_out.add(port)
             return port
     raise SippError("no free port found")
 
@@ -348,8 +357,16 @@ def _read(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
-async def run_sipp(scenario: str, args: list[str], timeout: float) -> SippResult:
-    """Run one SIPp process to completion with the scenario; never leaves it running."""
+async def run_sipp(
+    scenario: str,
+    args: list[str],
+    timeout: float,
+    on_start: Callable[[asyncio.subprocess.Process], None] | None = None,
+) -> SippResult:
+    """Run one SIPp process to completion with the scenario; never leaves it running.
+
+    ``on_start`` receives the process once it runs (to signal it, or read its CPU time).
+    """
     with tempfile.TemporaryDirectory(prefix="hotline-sipp-") as tmp:
         folder = Path(tmp)
         (folder / "scenario.xml").write_text(scenario)
@@ -367,6 +384,8 @@ async def run_sipp(scenario: str, args: list[str], timeout: float) -> SippResult
         process = await asyncio.create_subprocess_exec(
             *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd=tmp
         )
+        if on_start is not None:
+            on_start(process)
         try:
             _, stderr = await asyncio.wait_for(process.communicate(), timeout + 10)
         except (TimeoutError, asyncio.CancelledError):
@@ -426,6 +445,36 @@ async def call(
         return await run_sipp(scenario, args, timeout=hold + wait + speak_after + 30)
 
 
+async def crowd(
+    settings: Settings,
+    number: str,
+    calls: int,
+    hold: float = 30.0,
+    rate: float = 100.0,
+    first_caller: int = 5320000000,
+) -> SippResult:
+    """``calls`` callers dialling ``number`` together from one SIPp process, ``rate`` new calls a
+    second, with caller ids counting up from ``first_caller``. Each stays until the far end hangs up
+    or ``hold`` seconds pass; the log has one ``hangup=remote`` or ``hangup=local`` line per call."""
+    with tempfile.TemporaryDirectory(prefix="hotline-crowd-") as tmp:
+        folder = Path(tmp)
+        ids = "".join(f"0{first_caller + n};\n" for n in range(calls))
+        (folder / "callers.csv").write_text(f"SEQUENTIAL\n{ids}")
+        args = [
+            f"{settings.asterisk.sip_host}:{settings.asterisk.sip_port}",
+            "-s", number,
+            "-m", str(calls),
+            "-l", str(calls),
+            "-r", str(rate),
+            "-i", "127.0.0.1",
+            "-p", str(free_port()),
+            "-mi", "127.0.0.1",
+            "-mp", str(free_port(even=True)),
+            "-inf", str(folder / "callers.csv"),
+        ]  # fmt: skip
+        return await run_sipp(caller_scenario(hold=hold), args, timeout=hold + calls / rate + 30)
+
+
 async def to_ulaw(source: Path, target: Path) -> Path:
     """SIPp streams 8 kHz mono mu-law WAV as PCMU; convert whatever the caller gave us."""
     process = await asyncio.create_subprocess_exec(
@@ -453,6 +502,7 @@ class Phone:
 
     port: int
     task: asyncio.Task[SippResult]
+    process: asyncio.subprocess.Process | None = None
 
     @property
     def contact(self) -> str:
@@ -460,6 +510,14 @@ class Phone:
 
     async def result(self, timeout: float = 60.0) -> SippResult:
         return await asyncio.wait_for(asyncio.shield(self.task), timeout)
+
+    async def finish(self, timeout: float = 30.0) -> SippResult:
+        """Take no more calls, end once the calls in progress are over (SIPp's SIGUSR1), and return
+        the result: for phones whose number of calls is not known in advance. A phone still
+        ringing for nobody never ends, and this times out."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGUSR1)
+        return await self.result(timeout)
 
 
 @contextlib.asynccontextmanager
@@ -476,9 +534,14 @@ async def phone(
     # -aa: answer the qualify OPTIONS Asterisk sends to phones, outside any call.
     args = ["-aa", "-i", "127.0.0.1", "-p", str(port), "-m", str(calls), "-mi", "127.0.0.1",
             "-mp", str(free_port(even=True))]  # fmt: skip
-    task = asyncio.create_task(run_sipp(phone_scenario(ring_ms, talk_ms, mode), args, timeout))
+
+    def started(process: asyncio.subprocess.Process) -> None:
+        desk.process = process
+
+    task = asyncio.create_task(run_sipp(phone_scenario(ring_ms, talk_ms, mode), args, timeout, started))
+    desk = Phone(port, task)
     try:
-        yield Phone(port, task)
+        yield desk
     finally:
         if not task.done():
             task.cancel()
