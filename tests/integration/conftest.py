@@ -38,6 +38,12 @@ def second_phone_port() -> int:
     return free_port()
 
 
+@pytest.fixture(scope="session")
+def more_phone_ports() -> list[int]:
+    """Phones of agents 9003-9005: Asterisk knows them for the tests that need five desks (load)."""
+    return [free_port() for _ in range(3)]
+
+
 def quick_wrap_up(shipped: Path, target: Path, seconds: float = 0.5) -> Path:
     """The shipped queues with a short wrap-up, so one test agent can take calls back to back."""
     lines = [
@@ -54,11 +60,19 @@ def quick_wrap_up(shipped: Path, target: Path, seconds: float = 0.5) -> Path:
 
 @pytest.fixture(scope="session")
 def hotline_settings(
-    tmp_path_factory: pytest.TempPathFactory, phone_port: int, second_phone_port: int
+    tmp_path_factory: pytest.TempPathFactory,
+    phone_port: int,
+    second_phone_port: int,
+    more_phone_ports: list[int],
 ) -> Settings:
     folder = tmp_path_factory.mktemp("hotline")
     rtp = random.randrange(20000, 29000, 2)
     queues = quick_wrap_up(Path("config/queues.toml"), folder / "queues.toml")
+    more_agents = "".join(
+        f'[[agents]]\nid = "{9003 + n}"\nname = "Agent {9003 + n}"\nlanguages = ["tr", "en", "ar"]\n'
+        f'contact = "sip:agent@127.0.0.1:{port}"\n'
+        for n, port in enumerate(more_phone_ports)
+    )
     body = f"""
 [ari]
 url = "http://127.0.0.1:{free_port(kind=1)}"
@@ -83,7 +97,7 @@ id = "9002"
 name = "Second Agent"
 languages = ["tr", "en", "ar"]
 contact = "sip:agent@127.0.0.1:{second_phone_port}"
-"""
+{more_agents}"""
     return make_settings(Path(folder), body)
 
 

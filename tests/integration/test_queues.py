@@ -22,7 +22,8 @@ from tests.integration.conftest import calls_and_events, ended, leftovers, quick
 @pytest.fixture
 async def two_agents(settings: Settings, hotline_settings: Settings, tmp_path: Path) -> AsyncIterator[App]:
     """The quick configuration with both agents, 9001 and 9002, at work."""
-    app = create_app(quick(settings, tmp_path, agents=hotline_settings.agents))
+    two = [a for a in hotline_settings.agents if a.id in ("9001", "9002")]
+    app = create_app(quick(settings, tmp_path, agents=two))
     await app.start(serve_web=False)
     yield app
     await app.close()
