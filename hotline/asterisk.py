@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import math
 import os
 import re
 import secrets
@@ -31,6 +32,8 @@ from typing import Any
 
 import jinja2
 
+from agents.config import QueuesConfig
+from agents.service import Strategy
 from hotline.callconfig import load_call_config
 from hotline.settings import Settings
 from ivr.config import IvrConfig
@@ -46,6 +49,14 @@ MODULE_DIRS = (
     "/usr/lib/asterisk/modules",
 )
 DATA_DIRS = ("/usr/share/asterisk", "/var/lib/asterisk")
+# Our routing strategies as app_queue's nearest (app_queue has no skills: least recent for those).
+APP_QUEUE_STRATEGIES = {
+    Strategy.longest_idle: "leastrecent",
+    Strategy.round_robin: "rrmemory",
+    Strategy.fewest_calls: "fewestcalls",
+    Strategy.ring_all: "ringall",
+    Strategy.skills_weighted: "leastrecent",
+}
 
 
 class AsteriskError(Exception):
@@ -267,6 +278,26 @@ def _render_context(settings: Settings, instance: Instance, prompt_uris: dict[st
     }
 
 
+def app_queues(settings: Settings, queues: QueuesConfig) -> list[dict[str, Any]]:
+    """The queues named in asterisk.app_queue, as app_queue settings (see queues.conf)."""
+    found = []
+    for queue_id in dict.fromkeys(settings.asterisk.app_queue.values()):
+        rules = queues.queues[queue_id]
+        found.append(
+            {
+                "id": queue_id,
+                "strategy": APP_QUEUE_STRATEGIES[rules.strategy],
+                # app_queue takes whole seconds; never less than ours.
+                "timeout": math.ceil(rules.ring_timeout),
+                "wrapuptime": math.ceil(rules.wrap_up),
+                "musicclass": rules.moh_class,
+                "autopause": "yes" if rules.max_no_answer == 1 else "no",
+                "members": [a.id for a in settings.agents if not a.queues or queue_id in a.queues],
+            }
+        )
+    return found
+
+
 def build_instance_prompts(
     settings: Settings, instance: Instance, ivr: IvrConfig
 ) -> dict[tuple[str, str], str]:
@@ -297,7 +328,8 @@ def render_config(settings: Settings, instance: Instance) -> Path:
     host = Path(instance.host_dir)
     for sub in ("etc", "lib", "lib/keys", "spool", "spool/recording", "run", "log", "cache", "sounds"):
         (host / sub).mkdir(parents=True, exist_ok=True)
-    uris = build_instance_prompts(settings, instance, load_call_config(settings)[1])
+    queues, ivr = load_call_config(settings)
+    uris = build_instance_prompts(settings, instance, ivr)
     languages = settings.hotline.languages
     playback = {name: _dialplan_playback(uris, name, languages) for name in ("fallback", "unreachable")}
     env = jinja2.Environment(
@@ -306,7 +338,7 @@ def render_config(settings: Settings, instance: Instance) -> Path:
         keep_trailing_newline=True,
         autoescape=False,  # Asterisk config, not HTML
     )
-    context = _render_context(settings, instance, playback)
+    context = {**_render_context(settings, instance, playback), "app_queues": app_queues(settings, queues)}
     etc = host / "etc"
     for template in sorted(TEMPLATES.glob("*.conf")):
         text = env.get_template(template.name).render(**context)

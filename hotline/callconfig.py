@@ -18,7 +18,7 @@ def load_call_config(settings: Settings) -> tuple[QueuesConfig, IvrConfig]:
 
 def check_numbers(settings: Settings, queues: QueuesConfig) -> None:
     """Every number dialled straight into a queue must name a queue that exists."""
-    for key in ("direct",):
+    for key in ("direct", "app_queue"):
         numbers: dict[str, str] = getattr(settings.asterisk, key)
         for number, queue in numbers.items():
             if queue not in queues.queues:

@@ -127,6 +127,9 @@ class AsteriskSection(_Section):
     extension: str = Field(default="183", pattern=r"^[0-9]+$")
     # Numbers that skip the IVR and go straight into one queue: {"1830" = "operator"}.
     direct: dict[DialledNumber, QueueId] = Field(default_factory=dict)
+    # Numbers served by Asterisk's own app_queue instead of the hotline, with the same queue
+    # settings and agents: a side-by-side baseline (bench/queue_vs_app_queue.py), not for callers.
+    app_queue: dict[DialledNumber, QueueId] = Field(default_factory=dict)
     caller_password: str = ""
     start_timeout: PositiveSeconds = 60.0
 
@@ -139,7 +142,7 @@ class AsteriskSection(_Section):
     @model_validator(mode="after")
     def _numbers_differ(self) -> AsteriskSection:
         seen = {self.extension: "extension"}
-        for key in ("direct",):
+        for key in ("direct", "app_queue"):
             for number in getattr(self, key):
                 if number in seen:
                     raise ValueError(f"{key}: {number} is already the {seen[number]} number")

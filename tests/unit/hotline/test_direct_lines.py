@@ -12,6 +12,11 @@ from hotline.settings import Settings, SettingsError, load_settings
 from tests.conftest import make_settings, write_settings
 
 BASE = '[ari]\nurl = "http://127.0.0.1:18124"\n[asterisk]\nsip_port = 15098\n'
+AGENTS = (
+    '[[agents]]\nid = "7"\nname = "Zeynep"\n'
+    '[[agents]]\nid = "8"\nname = "Ali"\nqueues = ["operator"]\n'
+    '[[agents]]\nid = "9"\nname = "Can"\nqueues = ["complaints"]\n'
+)
 
 
 def settings_error(tmp_path: Path, asterisk_keys: str) -> str:
@@ -59,3 +64,38 @@ def test_direct_lines_are_rendered_into_the_dialplan(tmp_path: Path) -> None:
     assert "Stasis(hotline,queue,emergency)" in dialplan
     # The catch-all comes last, after every number of ours.
     assert dialplan.index("exten => _X.,1,") > dialplan.index("exten => 1831,1,")
+
+
+def test_app_queue_numbers_differ_from_direct_lines(tmp_path: Path) -> None:
+    assert settings_error(tmp_path, 'direct = { "1830" = "operator" }\napp_queue = { "1830" = "x" }\n') == (
+        f"{tmp_path / 'hotline.toml'}: asterisk: app_queue: 1830 is already the direct.1830 number"
+    )
+
+
+def test_the_app_queue_baseline_copies_the_queue_and_its_agents(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, BASE + 'app_queue = { "1839" = "complaints" }\n' + AGENTS)
+    etc = render(settings, tmp_path)
+    dialplan = (etc / "extensions.conf").read_text()
+    assert "exten => 1839,1,Answer(,i)\n same => n,Queue(complaints)\n same => n,Hangup()\n" in dialplan
+    assert dialplan.index("exten => _X.,1,") > dialplan.index("exten => 1839,1,")
+
+    queues = (etc / "queues.conf").read_text()
+    assert "[operator]" not in queues  # only the baseline's queues are copied into app_queue
+    complaints = queues[queues.index("[complaints]") :]
+    for line in (
+        "strategy = fewestcalls",  # config/queues.toml: complaints are spread by fewest calls
+        "timeout = 20",
+        "wrapuptime = 30",
+        "ringinuse = no",
+        "autopause = no",
+        "member => PJSIP/agent-7,0,agent-7",  # serves every queue
+        "member => PJSIP/agent-9,0,agent-9",
+    ):
+        assert f"\n{line}\n" in complaints, line
+    assert "agent-8" not in complaints  # operator only
+
+
+def test_without_baseline_numbers_app_queue_has_no_queues(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, BASE + AGENTS)
+    queues, _ = load_call_config(settings)
+    assert asterisk.app_queues(settings, queues) == []
