@@ -13,7 +13,8 @@ from aiohttp import web
 
 from agents import http as agents_http
 from agents.stasis import QueueFlow, seats_from_settings
-from ari import AriClient
+from ari import AriClient, AriError
+from ari import events as ev
 from hotline import asterisk
 from hotline.auth import bootstrap_users
 from hotline.callconfig import load_call_config
@@ -25,6 +26,9 @@ from hotline.web import public, start_web
 from ivr.flow import FlowConfig, Handoff, IvrFlow
 
 log = structlog.get_logger(__name__)
+
+# Event types Asterisk sends for every call that none of our handlers reads.
+UNREAD_EVENTS = ("ChannelVarset", "ChannelConnectedLine", "ChannelCallerId", "ChannelDialplan")
 
 
 @dataclass
@@ -46,6 +50,7 @@ class App:
         info = await self.ari.asterisk.info()
         log.info("asterisk_connected", version=info.version, ari=self.settings.ari.url)
         await self.queues.start()
+        self.ari.on_event(self._filter_events)
         self.ari.on_event(self.flow.handle)
         self.ari.on_event(self.queues.handle)
         self.tasks.append(asyncio.create_task(self.ari.run(), name="ari-supervisor"))
@@ -70,6 +75,15 @@ class App:
             )
 
         webapp.router.add_get("/healthz", health)
+
+    async def _filter_events(self, event: ev.Event) -> None:
+        """On every (re)connect, ask Asterisk not to send what no handler reads: most of a call's
+        events are variable and caller-id updates, and decoding them costs CPU per call."""
+        if isinstance(event, ev.Connected):
+            try:
+                await self.ari.applications.event_filter(disallowed=UNREAD_EVENTS)
+            except AriError as exc:  # an older Asterisk without filters: only slower
+                log.warning("event_filter_refused", error=str(exc))
 
     @property
     def live_calls(self) -> int:

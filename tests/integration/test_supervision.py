@@ -48,7 +48,7 @@ async def test_a_supervisor_listens_then_barges_and_every_leg_ends_with_the_call
         sipp.phone(port=phone_port) as agent,
         sipp.phone(port=second_phone_port, calls=2) as supervisor,
     ):
-        caller = asyncio.create_task(sipp.call(settings, "183", digits="11", hold=12))
+        caller = asyncio.create_task(sipp.call(settings, "183", digits="11", hold=20))
         await asyncio.wait_for(connected, 30)
         call_id = await connected_call(app)
         [call_bridge] = [b for b, members in (await bridges(settings)).items() if len(members) == 2]
