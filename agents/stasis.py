@@ -484,6 +484,9 @@ class QueueFlow:
             case ev.Dial() if event.peer.id in self._spies:
                 async with self._lock:
                     await self._spy_progress(self._spies[event.peer.id], event.dialstatus)
+            case ev.StasisStart() if event.channel.id.startswith("hotline-snoop-"):
+                async with self._lock:
+                    await self._snooping(event.channel.id)
             case ev.ChannelDtmfReceived() if event.channel.id in self._callers:
                 async with self._lock:
                     await self._key(self._callers[event.channel.id], event.digit)
@@ -1089,18 +1092,31 @@ class QueueFlow:
             return
         if spy.mode == "barge":
             await self._ari.bridges.add_channel(caller.bridge_id, spy.channel_id)
-        else:
-            spy.snoop_id = f"hotline-snoop-{uuid.uuid4().hex}"
-            await self._ari.channels.snoop(
-                caller.agent_channel,
-                spy="both",
-                whisper=SPY_MODES[spy.mode],
-                app_args=["snoop", spy.call_id],
-                snoop_id=spy.snoop_id,
-            )
-            bridge = await self._ari.bridges.create(type="mixing", name=f"{spy.mode} {spy.call_id}")
-            spy.bridge_id = bridge.id
-            await self._ari.bridges.add_channel(bridge.id, [spy.snoop_id, spy.channel_id])
+            await self._spy_connected(spy)
+            return
+        bridge = await self._ari.bridges.create(type="mixing", name=f"{spy.mode} {spy.call_id}")
+        spy.bridge_id = bridge.id
+        await self._ari.bridges.add_channel(bridge.id, spy.channel_id)
+        # The snoop joins the bridge once it has entered our app (its StasisStart, see _snooping):
+        # a bridge refuses a channel that is not in Stasis yet.
+        spy.snoop_id = f"hotline-snoop-{uuid.uuid4().hex}"
+        await self._ari.channels.snoop(
+            caller.agent_channel,
+            spy="both",
+            whisper=SPY_MODES[spy.mode],
+            app_args=["snoop", spy.call_id],
+            snoop_id=spy.snoop_id,
+        )
+
+    async def _snooping(self, snoop_id: str) -> None:
+        spy = next((s for s in self._spies.values() if s.snoop_id == snoop_id), None)
+        if spy is None or not spy.bridge_id:  # the supervisor hung up meanwhile
+            await self._hang_up(snoop_id)
+            return
+        await self._ari.bridges.add_channel(spy.bridge_id, snoop_id)
+        await self._spy_connected(spy)
+
+    async def _spy_connected(self, spy: Spy) -> None:
         await self._calls.record(spy.call_id, "spy_connected", mode=spy.mode, phone=spy.phone)
         log.info("spy_connected", call_id=spy.call_id, mode=spy.mode, phone=spy.phone)
 
