@@ -104,11 +104,16 @@ SEAT = AgentSeat("a1", "Ayşe", frozenset(), frozenset({"tr"}), {})
 
 @contextlib.asynccontextmanager
 async def running_flow(
-    fake: FakeAri, store: db.Store, calls: CallLog, timers: Timers, queues: QueuesConfig = QUEUES
+    fake: FakeAri,
+    store: db.Store,
+    calls: CallLog,
+    timers: Timers,
+    queues: QueuesConfig = QUEUES,
+    seats: tuple[AgentSeat, ...] = (SEAT,),
 ) -> AsyncIterator[tuple[AriClient, QueueFlow]]:
     """One hotline process's queue flow, connected to the fake Asterisk."""
     client = AriClient(fake.base_url, "hotline", "pw", "hotline", backoff_base=0.01, backoff_max=0.05)
-    flow = QueueFlow(client, calls, store, queues, [SEAT], sleep=timers)
+    flow = QueueFlow(client, calls, store, queues, seats, sleep=timers)
     async with client:
         await flow.start()  # as the app does: presence first, then the events (and the resync)
         client.on_event(flow.handle)
@@ -299,3 +304,26 @@ async def test_a_full_queue_sends_new_callers_to_its_overflow_but_never_an_urgen
         call, _ = await desk.calls.open(channel["id"], caller_number="05320000009")
         await flow.enqueue(call.id, channel["id"], "social_assistance", "tr", True, ("", "05320000009"))
         assert flow.router.waiting[call.id].queue == "social_assistance"  # urgent: let in over the limit
+
+
+async def test_a_listening_supervisor_is_connected_only_once_the_snoop_is_in_their_bridge(desk: Desk) -> None:
+    desk.fake.endpoints.append(
+        {"technology": "PJSIP", "resource": "agent-s1", "state": "online", "channel_ids": []}
+    )
+    supervisor = AgentSeat("s1", "Sema", frozenset({"operator"}), frozenset({"tr"}), {})
+    await desk.client.close()
+    async with running_flow(desk.fake, desk.store, desk.calls, desk.timers, seats=(SEAT, supervisor)) as (
+        _,
+        flow,
+    ):
+        desk.flow = flow
+        call_id = await desk.queued_caller()  # an emergency: a1 (not s1, who serves only operator) takes it
+        await desk.until("agent_connected")
+        leg = await flow.spy(call_id, "listen", phone="s1")
+        await desk.until("spy_connected")
+        [bridge] = [b for b in desk.fake.bridges.values() if leg in b["channels"]]
+        assert sorted(c.split("-")[1] for c in bridge["channels"]) == ["snoop", "spy"]
+        await desk.fake.caller_hangup(leg)  # the supervisor hangs up: snoop and bridge go with them
+        await desk.until("spy_ended")
+        assert not [c for c in desk.fake.channels if c.startswith(("hotline-snoop-", "hotline-spy-"))]
+        assert bridge["id"] not in desk.fake.bridges
