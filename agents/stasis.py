@@ -620,8 +620,8 @@ class QueueFlow:
     async def _agent_channel_gone(self, ringing: Ringing) -> None:
         caller = self._caller_of(ringing.call_id)
         if not ringing.answered and caller is not None and not caller.bridge_id:
-            # Rang out: Asterisk ends a dial that times out without a final Dial status.
-            await self._missed(ringing, "TIMEOUT")
+            # Rang out, busy or rejected: Asterisk ends such a dial without a final Dial status.
+            await self._missed(ringing, "ENDED")
             await self._save_transitions()
         elif ringing.answered and caller is not None and caller.outbound_channel and not caller.bridge_id:
             # The agent gave up while the caller's phone rang: try again later.

@@ -238,7 +238,7 @@ SIP/2.0 486 Busy Here
 [last_From:]
 [last_To:];tag=[pid]SIPpTag01[call_number]
 [last_Call-ID:]
-[last_CSeq:]
+CSeq: [$invite_cseq] INVITE
 Content-Length: 0
 
 ]]></send>

@@ -97,7 +97,11 @@ id = "9002"
 name = "Second Agent"
 languages = ["tr", "en", "ar"]
 contact = "sip:agent@127.0.0.1:{second_phone_port}"
-{more_agents}"""
+{more_agents}[[agents]]
+id = "9009"
+name = "Unregistered Agent"
+languages = ["tr", "en", "ar"]
+"""
     return make_settings(Path(folder), body)
 
 

@@ -40,7 +40,8 @@ async def five_agents(settings: Settings, hotline_settings: Settings, tmp_path: 
     assert OPERATOR in QUICK_QUEUES
     queues = tmp_path / "load-queues.toml"
     queues.write_text(QUICK_QUEUES.replace(OPERATOR, OPERATOR + LOAD_OPERATOR), encoding="utf-8")
-    quick_settings = quick(settings, tmp_path, agents=hotline_settings.agents)
+    desks = [a for a in hotline_settings.agents if a.contact]  # 9001-9005, the agents with a phone
+    quick_settings = quick(settings, tmp_path, agents=desks)
     app = create_app(quick_settings.model_copy(update={"queues": QueuesSection(file=str(queues))}))
     await app.start(serve_web=False)
     yield app

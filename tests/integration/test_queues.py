@@ -149,3 +149,49 @@ async def test_a_caller_nobody_in_the_queue_can_take_overflows_to_the_operator(
     overflow = next(e for e in events if e.kind == "overflow")
     assert overflow.data == {"source": "busy", "queue": "operator"}
     assert call.outcome == "completed"
+
+
+async def test_a_busy_phone_hands_the_call_to_the_next_agent(
+    two_agents: App, settings: Settings, phone_port: int, second_phone_port: int
+) -> None:
+    done = ended(two_agents)
+    async with (
+        sipp.phone(port=phone_port, mode="busy") as busy,
+        sipp.phone(port=second_phone_port, talk_ms=300) as free,
+    ):
+        result = await sipp.call(settings, "183", digits="11", hold=30)
+        assert "busy" in (await busy.result()).log  # 9001 answered 486 Busy Here
+        assert "answered" in (await free.result()).log
+    assert result.ok and result.hung_up_by == "remote", result.errors
+    await asyncio.wait_for(done, 30)
+    [(call, events)] = await calls_and_events(two_agents)
+    steps = [(e.kind, e.data.get("agent")) for e in events if e.kind.startswith(("offered", "agent_"))]
+    assert steps == [
+        ("offered", "9001"), ("agent_no_answer", "9001"), ("offered", "9002"), ("agent_connected", "9002"),
+    ]  # fmt: skip
+    assert call.outcome == "completed"
+
+
+async def test_an_agent_whose_phone_is_not_registered_is_never_offered_a_call(
+    settings: Settings, hotline_settings: Settings, tmp_path: Path, phone_port: int
+) -> None:
+    # 9009 has no fixed contact and no phone has registered for it: Asterisk reports it offline.
+    seated = [a for a in hotline_settings.agents if a.id in ("9009", "9001")]
+    app = create_app(quick(settings, tmp_path, agents=seated))
+    await app.start(serve_web=False)
+    try:
+        unregistered = app.queues.router.agents["9009"]
+        assert (unregistered.presence, unregistered.reason) == (Presence.paused, "device_unreachable")
+        done = ended(app)
+        async with sipp.phone(port=phone_port, talk_ms=300) as desk:
+            result = await sipp.call(settings, "183", digits="11", hold=30)
+            assert "answered" in (await desk.result()).log
+        assert result.ok, result.errors
+        await asyncio.wait_for(done, 30)
+        [(_, events)] = await calls_and_events(app)
+        offered = {e.data["agent"] for e in events if e.kind == "offered"}
+        stored = await agent_events(app, "9009")
+    finally:
+        await app.close()
+    assert offered == {"9001"}
+    assert (stored[-1].after, stored[-1].reason) == ("paused", "device_unreachable")

@@ -19,7 +19,8 @@ from tests.integration.test_queues import timeline_kind
 
 @pytest.fixture
 async def two_agents(settings: Settings, hotline_settings: Settings, tmp_path: Path) -> AsyncIterator[App]:
-    app = create_app(quick(settings, tmp_path, agents=hotline_settings.agents))
+    desks = [a for a in hotline_settings.agents if a.contact]
+    app = create_app(quick(settings, tmp_path, agents=desks))
     await app.start(serve_web=False)
     yield app
     await app.close()
