@@ -109,10 +109,11 @@ class Spy:
 class Timers:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def start(self, coro: Awaitable[None]) -> None:
+    def start(self, coro: Awaitable[None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return task
 
     def cancel(self) -> None:
         for task in list(self.tasks):
@@ -648,10 +649,7 @@ class QueueFlow:
         old = self._wrap_ups.pop(agent_id, None)
         if old is not None:
             old.cancel()
-        task = asyncio.ensure_future(self._wrap_up(agent_id, seconds))
-        self._wrap_ups[agent_id] = task
-        self._timers.tasks.add(task)
-        task.add_done_callback(self._timers.tasks.discard)
+        self._wrap_ups[agent_id] = self._timers.start(self._wrap_up(agent_id, seconds))
 
     async def _wrap_up(self, agent_id: str, seconds: float) -> None:
         await self._sleep(seconds)
