@@ -1,6 +1,7 @@
 """Our queue router next to Asterisk's own app_queue: the same callers and agent phones through both.
 
     .venv/bin/python bench/queue_vs_app_queue.py [--calls 100] [--agents 20] [--talk 2] [--wrap-up 1]
+                                                 [--runs 3] [--hold 120] [--profile FILE]
 
 Starts its own Asterisk (free loopback ports, a temporary state folder) with ``--agents`` agents
 whose fixed contacts all point at one SIPp phone process that answers at once and hangs up after
@@ -10,28 +11,47 @@ whose fixed contacts all point at one SIPp phone process that answers at once an
   same queue settings (leastrecent for our longest_idle, the same ring timeout and wrap-up,
   ringinuse=no, the agents as static members);
 * **hotline**: ``hotline run`` as a subprocess (as an operator runs it, SQLite, JSON logs at
-  info level) and 1830, its direct line into ``bench`` (answer over ARI, then our router).
+  info level) and 1830, its direct line into ``bench`` (``Stasis(hotline,queue,bench)``: answer
+  over ARI, then our router).
 
-Each path gets a few warm-up calls, then ``--calls`` callers dial at once from one SIPp process
-and stay until the agent hangs up (``--hold`` at most). app_queue runs first, before the hotline
-is started, so no ARI application of ours is listening while it is measured.
+Each side is measured ``--runs`` times, alternating: hotline, app_queue, hotline, ... ``hotline
+run`` is started for each of its runs and stopped after it, so no ARI application of ours is
+listening while app_queue is measured. Every run begins with a few warm-up calls, then
+``--calls`` callers dial at once from one SIPp process and stay until the agent hangs up
+(``--hold`` at most). Callers and agent phones both send RTP (PCMU, 50 packets a second, from an
+8 kHz mu-law WAV made with sox) for as long as they are answered, so the media cost is in
+Asterisk's CPU on both sides. Caller ids differ from run to run, so no run finds callers the
+previous one stored.
 
-Latency is taken from one clock for both paths: Asterisk's own event timestamps, seen by a
-separate ARI application of the benchmark subscribed to every PJSIP endpoint and every bridge
-(it only watches; the same subscription serves both paths). For each caller: from the caller's
-channel going Up (answered) to the moment caller and agent are both in a mixing bridge (app_queue's
-basic bridge, or our mixing bridge; our holding bridge does not count). That includes waiting
-for a free agent, ringing and connecting. The part after the agent answered (agent channel Up to
-bridged) is shown too: it is the connect step alone, where the two designs differ most. So is
-arrived -> answered (the caller's channel created -> Up), not part of the latency above: app_queue's
-dialplan answers at once, ours once our process has handled the StasisStart.
+Everything is taken from one clock for both sides: Asterisk's, as seen by a separate ARI
+application of the benchmark subscribed to every PJSIP endpoint and every bridge (it only
+watches, the same way for both sides, with an event filter so Asterisk builds little for it).
 
-CPU is user + system time of the Asterisk process and of the ``hotline run`` process, read from
-/proc/<pid>/stat before and after each measured run; SIPp and this script are not counted.
-Per call it is divided by the calls that reached an agent. Lost: callers who never reached one.
+* **arrival**: the caller channel's ``creationtime`` as Asterisk reports it (the INVITE has been
+  taken, before any dialplan runs): the same point on both sides.
+* **bridged**: the ``ChannelEnteredBridge`` that puts the caller and an agent's channel in one
+  bridge. The latency is arrival -> bridged: answering, waiting for a free agent, ringing and
+  connecting, all included. Agent answered -> bridged (the agent channel going Up to bridged) is
+  the connect step alone, where the two designs differ most.
+* **served**: only when the bridge was made by the side under test. Ours: a bridge our router
+  created over ARI (bridge class ``stasis``) that the caller entered while in ``Stasis``.
+  app_queue: a bridge the caller entered while in ``Queue()``. A caller who reached the dialplan
+  fallback (the ``fallback`` label that rings every agent directly) is not served by the router
+  even when an agent answers there: it is **lost**, as is a caller who hung up after ``--hold``.
+  The table shows how many of ours reached the fallback.
 
-The last line is ``calls=N lost=N p99_ms=X app_queue_p99_ms=X cpu_per_call_ratio=X``, where the
-ratio is (Asterisk + hotline CPU per call on our path) / (Asterisk CPU per call with app_queue).
+CPU is user + system time of the Asterisk process and of ``hotline run``, read from
+/proc/<pid>/stat after the warm-up and again after the last wrap-up has ended (the last caller or
+agent channel gone, plus ``--wrap-up``, plus one second), the same wait on both sides; SIPp and
+this script are not counted. Per call it is divided by the calls placed (the same on both sides),
+so neither side's figure improves by losing calls.
+
+The table shows, per side, the median over the runs and the spread (min-max). The last line is
+``calls=N lost=N app_queue_lost=N p99_ms=X app_queue_p99_ms=X bridge_p99_ms=X
+cpu_per_call_ratio=X``: lost counts are the most any run lost; ``p99_ms`` and
+``app_queue_p99_ms`` are arrival -> bridged p99 and ``bridge_p99_ms`` our agent answered ->
+bridged p99, each the median over runs; the ratio is (Asterisk + hotline CPU per call on our
+side) / (Asterisk CPU per call with app_queue), from the medians.
 A benchmark: it prints figures and never fails on time.
 """
 
@@ -46,14 +66,17 @@ import math
 import os
 import pstats
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -66,7 +89,16 @@ from hotline.settings import Settings, load_settings  # noqa: E402
 
 HOTLINE_NUMBER, APP_QUEUE_NUMBER = "1830", "1839"
 WARM_UP = 5
+SETTLE = 1.0  # seconds after the last wrap-up ends before CPU is read
 TICKS = os.sysconf("SC_CLK_TCK")
+# What the watching application needs; everything else is filtered out at Asterisk.
+WATCHED_EVENTS = (
+    "ChannelCreated",
+    "ChannelStateChange",
+    "ChannelDialplan",
+    "ChannelEnteredBridge",
+    "ChannelDestroyed",
+)
 
 IVR = """
 [menu]
@@ -144,6 +176,83 @@ file = "{folder / "queues.toml"}"
     return config
 
 
+# -- media: callers and agent phones that talk ------------------------------------------------
+
+
+def make_voice(path: Path) -> Path:
+    """Three seconds of a wavering tone as 8 kHz mu-law, for SIPp to stream as PCMU."""
+    subprocess.run(
+        ["sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(path),
+         "synth", "3", "sine", "300-900", "tremolo", "4", "60", "vol", "0.5"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return path
+
+
+def _replace(text: str, old: str, new: str) -> str:
+    if old not in text:
+        raise RuntimeError(f"SIPp scenario changed: {old!r} not found")
+    return text.replace(old, new)
+
+
+def _own_media_port(scenario: str) -> str:
+    """Each call offers the port its RTP stream is sent from, so Asterisk's RTP goes back there."""
+    return _replace(scenario, "m=audio [media_port]", "m=audio [rtpstream_audio_port]")
+
+
+def talking_caller(voice: Path, hold: float) -> str:
+    """hotline.sipp's caller, streaming ``voice`` in a loop from answer until the call ends."""
+    scenario = sipp.caller_scenario(hold=hold, say=voice)
+    scenario = _replace(scenario, f'rtp_stream="{voice},1,0"', f'rtp_stream="{voice},-1,0"')
+    return _own_media_port(scenario)
+
+
+def talking_phone(voice: Path, talk_ms: int) -> str:
+    """hotline.sipp's auto-answering phone, streaming ``voice`` in a loop once it has answered."""
+    scenario = sipp.phone_scenario(ring_ms=1, talk_ms=talk_ms)
+    answered = '<nop><action><log message="answered"/></action></nop>'
+    stream = f'<nop><action><exec rtp_stream="{voice},-1,0"/></action></nop>'
+    return _own_media_port(_replace(scenario, answered, answered + "\n  " + stream))
+
+
+async def crowd(
+    settings: Settings, number: str, calls: int, hold: float, first: int, voice: Path
+) -> sipp.SippResult:
+    """``calls`` talking callers dialling ``number`` together from one SIPp process."""
+    with tempfile.TemporaryDirectory(prefix="hotline-bench-crowd-") as tmp:
+        ids = Path(tmp) / "callers.csv"
+        ids.write_text("SEQUENTIAL\n" + "".join(f"0{first + n};\n" for n in range(calls)))
+        args = [
+            f"{settings.asterisk.sip_host}:{settings.asterisk.sip_port}",
+            "-s", number, "-m", str(calls), "-l", str(calls), "-r", "200",
+            "-i", "127.0.0.1", "-p", str(sipp.free_port()),
+            "-mi", "127.0.0.1", "-mp", str(sipp.free_port(even=True)),
+            "-inf", str(ids),
+        ]  # fmt: skip
+        return await sipp.run_sipp(talking_caller(voice, hold), args, timeout=hold + calls / 200 + 30)
+
+
+@contextlib.asynccontextmanager
+async def agent_phones(port: int, talk: float, voice: Path) -> AsyncIterator[None]:
+    """One SIPp process answering for every agent (their contacts all point at ``port``)."""
+    args = ["-aa", "-i", "127.0.0.1", "-p", str(port), "-m", "1000000",
+            "-mi", "127.0.0.1", "-mp", str(sipp.free_port(even=True))]  # fmt: skip
+    task = asyncio.create_task(sipp.run_sipp(talking_phone(voice, int(talk * 1000)), args, timeout=24 * 3600))
+    try:
+        await asyncio.sleep(0.5)
+        if task.done():
+            result = task.result()
+            raise RuntimeError(f"the agent phones did not start: {result.errors.strip()[-400:]}")
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, sipp.SippError):
+            await task
+
+
+# -- what Asterisk saw ------------------------------------------------------------------------
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (all its threads), from /proc/<pid>/stat."""
     stat = Path(f"/proc/{pid}/stat").read_text()
@@ -152,134 +261,205 @@ def cpu_seconds(pid: int) -> float:
 
 
 def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
     if not values:
         return math.nan
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
 
 
-def stamp(event: ev.Event) -> datetime:
-    return datetime.fromisoformat(event.timestamp)
+def when(text: str) -> datetime:
+    return datetime.fromisoformat(text)
 
 
-@dataclass(slots=True)
-class Caller:
-    created: datetime | None = None
-    up: datetime | None = None
-    connected: datetime | None = None
-    agent_up: datetime | None = None
-    gone: bool = False
+def ms(later: datetime, earlier: datetime) -> float:
+    return (later - earlier).total_seconds() * 1000
+
+
+def is_caller(channel: dict[str, Any]) -> bool:
+    return str(channel.get("name", "")).startswith("PJSIP/caller-")
+
+
+def is_agent(channel: dict[str, Any]) -> bool:
+    return str(channel.get("name", "")).startswith("PJSIP/agent-")
 
 
 @dataclass(slots=True)
 class Observer:
-    """Asterisk's timestamps for every caller: answered, agent answered, both in a mixing bridge."""
+    """Keeps every event Asterisk sends the watching application (as JSON) for ``analyse``, and
+    which caller and agent channels are still alive."""
 
-    callers: dict[str, Caller] = field(default_factory=dict)
-    agent_up: dict[str, datetime] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    live: set[str] = field(default_factory=set)
+    last_gone: float = 0.0  # time.monotonic() of the last caller or agent channel destroyed
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def reset(self) -> None:
-        self.callers.clear()
-        self.agent_up.clear()
+        self.events.clear()
 
     async def __call__(self, event: ev.Event) -> None:
-        if isinstance(event, ev.UnknownEvent) and event.type == "ChannelCreated":  # not modelled: raw
-            if str(event.raw["channel"]["name"]).startswith("PJSIP/caller-"):
-                self.callers.setdefault(str(event.raw["channel"]["id"]), Caller()).created = stamp(event)
-        elif isinstance(event, ev.ChannelStateChange) and event.channel.state == "Up":
-            if event.channel.name.startswith("PJSIP/caller-"):
-                self.callers.setdefault(event.channel.id, Caller()).up = stamp(event)
-            elif event.channel.name.startswith("PJSIP/agent-"):
-                self.agent_up[event.channel.id] = stamp(event)
-        elif isinstance(event, ev.ChannelEnteredBridge) and event.bridge.bridge_type == "mixing":
-            members = event.bridge.channels
-            for channel_id in members:
-                caller = self.callers.get(channel_id)
-                if caller is not None and caller.connected is None and len(members) >= 2:
-                    caller.connected = stamp(event)
-                    agent = next((c for c in members if c in self.agent_up), None)
-                    caller.agent_up = self.agent_up.get(agent) if agent else None
-        elif isinstance(event, ev.ChannelDestroyed) and event.channel.id in self.callers:
-            self.callers[event.channel.id].gone = True
+        raw = event.raw
+        self.events.append(raw)
+        channel = raw.get("channel")
+        if not isinstance(channel, dict) or not (is_caller(channel) or is_agent(channel)):
+            return
+        if raw.get("type") == "ChannelCreated":
+            self.live.add(str(channel["id"]))
+        elif raw.get("type") == "ChannelDestroyed":
+            self.live.discard(str(channel["id"]))
+            self.last_gone = time.monotonic()
             self.changed.set()
 
-    async def all_gone(self, count: int, timeout: float) -> None:
+    async def quiet(self, timeout: float) -> bool:
+        """Wait until no caller or agent channel is left; False if some still are at ``timeout``."""
+
         async def wait() -> None:
-            while sum(c.gone for c in self.callers.values()) < count:
+            while self.live:
                 self.changed.clear()
                 await self.changed.wait()
 
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
 
 @dataclass(slots=True)
-class Result:
-    name: str
+class Run:
+    side: str  # "hotline" or "app_queue"
     calls: int
-    completed: int
-    answer_ms: list[float]
-    wait_ms: list[float]
-    connect_ms: list[float]
+    served: int
+    fallback: int  # callers who reached the dialplan fallback
+    hung_up_by_agent: int  # SIPp's count of calls the far end ended, served or not
+    sipp_failed: bool
+    arrival_bridged_ms: list[float]
+    answered_bridged_ms: list[float]  # agent channel Up -> bridged
+    arrival_answered_ms: list[float]
     asterisk_cpu: float
     hotline_cpu: float
     seconds: float
+    bridge_classes: Counter[str] = field(default_factory=Counter)
 
     @property
     def lost(self) -> int:
-        return self.calls - self.completed
+        return self.calls - self.served
 
     def cpu_per_call_ms(self, hotline: bool = True) -> float:
         total = self.asterisk_cpu + (self.hotline_cpu if hotline else 0.0)
-        return 1000 * total / max(self.completed, 1)
+        return 1000 * total / max(self.calls, 1)
 
 
-async def place(settings: Settings, number: str, calls: int, hold: float, first: int) -> sipp.SippResult:
-    return await sipp.crowd(settings, number, calls, hold=hold, rate=200, first_caller=first)
+def analyse(
+    events: list[dict[str, Any]], numbers: set[str], side: str, fallback_exten: str
+) -> dict[str, Any]:
+    """Per measured caller (by caller id number): arrival, answer, and the first bridge with an
+    agent made by the side under test; and whether the caller reached the dialplan fallback."""
+    created: dict[str, datetime] = {}
+    answered: dict[str, datetime] = {}
+    agent_up: dict[str, datetime] = {}
+    agents: set[str] = set()
+    fell_back: set[str] = set()
+    entered_in: dict[tuple[str, str], str] = {}  # (channel, bridge) -> dialplan app on entry
+    joins: list[tuple[datetime, dict[str, Any]]] = []
+    for raw in events:
+        channel = raw.get("channel")
+        if not isinstance(channel, dict):
+            continue
+        cid = str(channel.get("id"))
+        if is_agent(channel):
+            agents.add(cid)
+            if raw.get("type") == "ChannelStateChange" and channel.get("state") == "Up":
+                agent_up.setdefault(cid, when(raw["timestamp"]))
+        elif is_caller(channel) and str(channel.get("caller", {}).get("number")) in numbers:
+            if channel.get("creationtime"):
+                created.setdefault(cid, when(channel["creationtime"]))
+            if raw.get("type") == "ChannelStateChange" and channel.get("state") == "Up":
+                answered.setdefault(cid, when(raw["timestamp"]))
+            plan = channel.get("dialplan") or {}
+            if plan.get("exten") == fallback_exten or plan.get("app_name") == "Dial":
+                fell_back.add(cid)
+        if raw.get("type") == "ChannelEnteredBridge":
+            bridge = raw["bridge"]
+            entered_in[(cid, str(bridge["id"]))] = str((channel.get("dialplan") or {}).get("app_name", ""))
+            joins.append((when(raw["timestamp"]), bridge))
+    joins.sort(key=lambda j: j[0])
+    bridged: dict[str, tuple[datetime, str]] = {}  # caller -> (when, agent channel)
+    classes: Counter[str] = Counter()  # how callers met agents: bridge class / caller's app
+    seen: set[tuple[str, str]] = set()
+    for stamp, bridge in joins:
+        members = [str(c) for c in bridge.get("channels") or ()]
+        agent = next((c for c in members if c in agents), None)
+        if agent is None:
+            continue
+        for caller in (c for c in members if c in created and c not in bridged):
+            app = entered_in.get((caller, str(bridge["id"])), "")
+            made_by = str(bridge.get("bridge_class", ""))
+            if (caller, str(bridge["id"])) not in seen:
+                seen.add((caller, str(bridge["id"])))
+                classes[f"{made_by}/{app}"] += 1
+            ours = made_by == "stasis" and app == "Stasis"
+            if (side == "hotline" and ours) or (side == "app_queue" and app == "Queue"):
+                bridged[caller] = (stamp, agent)
+    return {
+        "served": len(bridged),
+        "fallback": len(fell_back),
+        "classes": classes,
+        "arrival_bridged": [ms(at, created[c]) for c, (at, _) in bridged.items()],
+        "answered_bridged": [ms(at, agent_up[a]) for c, (at, a) in bridged.items() if a in agent_up],
+        "arrival_answered": [ms(answered[c], created[c]) for c in created if c in answered],
+    }
 
 
-async def measure(
-    name: str,
-    settings: Settings,
-    number: str,
-    observer: Observer,
-    calls: int,
-    hold: float,
-    pids: tuple[int, int | None],
-) -> Result:
-    """Warm up, then ``calls`` callers at once; Asterisk's (and our) CPU over the measured run."""
-    await place(settings, number, WARM_UP, hold, first=5329000000)
-    await asyncio.sleep(1.0)
-    observer.reset()
-    asterisk_pid, hotline_pid = pids
-    before = (cpu_seconds(asterisk_pid), cpu_seconds(hotline_pid) if hotline_pid else 0.0)
-    started = time.monotonic()
-    crowd = await place(settings, number, calls, hold, first=5320000000)
-    await observer.all_gone(calls, timeout=30)
-    seconds = time.monotonic() - started
-    after = (cpu_seconds(asterisk_pid), cpu_seconds(hotline_pid) if hotline_pid else 0.0)
-    if not crowd.ok:
-        print(f"{name}: SIPp reported failed calls: {crowd.errors.strip()[-400:]}", flush=True)
-    # Reached an agent: the agent hung up on them (SIPp's count, independent of the observer).
-    completed = crowd.log.count("hangup=remote")
-    served = [c for c in observer.callers.values() if c.up and c.connected]
-    answer = [(c.up - c.created).total_seconds() * 1000 for c in served if c.up and c.created]
-    wait = [(c.connected - c.up).total_seconds() * 1000 for c in served if c.up and c.connected]
-    connect = [
-        (c.connected - c.agent_up).total_seconds() * 1000 for c in served if c.connected and c.agent_up
-    ]
-    return Result(
-        name,
-        calls,
-        completed,
-        answer,
-        wait,
-        connect,
-        after[0] - before[0],
-        after[1] - before[1],
-        seconds,
-    )
+# -- one measured run -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Bench:
+    settings: Settings
+    observer: Observer
+    voice: Path
+    calls: int
+    hold: float
+    wrap_up: float
+    asterisk_pid: int
+
+    async def settle(self) -> None:
+        """Wait for every channel to end and the wrap-up that follows to be over."""
+        if not await self.observer.quiet(timeout=30):
+            print(f"  {len(self.observer.live)} channels still up after 30 s", flush=True)
+        end = self.observer.last_gone + self.wrap_up + SETTLE
+        await asyncio.sleep(max(0.0, end - time.monotonic()))
+
+    async def measure(self, side: str, number: str, run: int, hotline_pid: int | None) -> Run:
+        first = 5320000000 + 10_000 * run + (5_000 if side == "app_queue" else 0)
+        await crowd(self.settings, number, WARM_UP, self.hold, first + 4_000, self.voice)
+        await self.settle()
+        self.observer.reset()
+        numbers = {f"0{first + n}" for n in range(self.calls)}
+        before = (cpu_seconds(self.asterisk_pid), cpu_seconds(hotline_pid) if hotline_pid else 0.0)
+        started = time.monotonic()
+        result = await crowd(self.settings, number, self.calls, self.hold, first, self.voice)
+        await self.settle()
+        after = (cpu_seconds(self.asterisk_pid), cpu_seconds(hotline_pid) if hotline_pid else 0.0)
+        if not result.ok:
+            print(f"  {side}: SIPp reported failed calls: {result.errors.strip()[-400:]}", flush=True)
+        seen = analyse(list(self.observer.events), numbers, side, self.settings.asterisk.extension)
+        return Run(
+            side=side,
+            calls=self.calls,
+            served=seen["served"],
+            fallback=seen["fallback"],
+            hung_up_by_agent=result.log.count("hangup=remote"),
+            sipp_failed=not result.ok,
+            arrival_bridged_ms=seen["arrival_bridged"],
+            answered_bridged_ms=seen["answered_bridged"],
+            arrival_answered_ms=seen["arrival_answered"],
+            asterisk_cpu=after[0] - before[0],
+            hotline_cpu=after[1] - before[1],
+            seconds=self.observer.last_gone - started,
+            bridge_classes=seen["classes"],
+        )
 
 
 def _log_file(path: Path) -> BinaryIO:
@@ -319,62 +499,115 @@ async def stop_hotline(process: asyncio.subprocess.Process) -> None:
             await process.wait()
 
 
-def log_problems(path: Path) -> str:
+def log_problems(paths: Sequence[Path]) -> str:
     """Warnings and errors ``hotline run`` logged, by event (a slow handler, a lost socket...)."""
     found: Counter[str] = Counter()
-    for line in path.read_text(errors="replace").splitlines() if path.exists() else ():
-        if line.startswith("{"):
-            entry = json.loads(line)
-            if entry.get("level") in ("warning", "error", "critical"):
-                found[f"{entry['level']} {entry.get('event')}"] += 1
+    for path in paths:
+        for line in path.read_text(errors="replace").splitlines() if path.exists() else ():
+            if line.startswith("{"):
+                entry = json.loads(line)
+                if entry.get("level") in ("warning", "error", "critical"):
+                    found[f"{entry['level']} {entry.get('event')}"] += 1
     return ", ".join(f"{name} x{count}" for name, count in found.most_common()) or "none"
 
 
+# -- the report -------------------------------------------------------------------------------
+
+
+def median(values: Sequence[float]) -> float:
+    clean = [v for v in values if not math.isnan(v)]
+    return statistics.median(clean) if clean else math.nan
+
+
+def spread(values: Sequence[float], digits: int = 1) -> str:
+    """Median over the runs, and (min-max) when there is more than one run."""
+    clean = [v for v in values if not math.isnan(v)]
+    if not clean:
+        return "-"
+    mid = f"{statistics.median(clean):.{digits}f}"
+    if len(clean) == 1:
+        return mid
+    return f"{mid} ({min(clean):.{digits}f}-{max(clean):.{digits}f})"
+
+
 def row(label: str, ours: str, theirs: str) -> str:
-    return f"{label:<34}{ours:>16}{theirs:>16}"
+    return f"{label:<36}{ours:>28}{theirs:>28}"
 
 
-def report(ours: Result, theirs: Result) -> None:
-    def ms(values: list[float], q: float) -> str:
-        return f"{percentile(values, q):.1f}" if values else "-"
+def report(ours: list[Run], theirs: list[Run]) -> None:
+    def line(label: str, pick: Callable[[Run], float], digits: int = 1, app_queue: bool = True) -> None:
+        their = spread([pick(r) for r in theirs], digits) if app_queue else "-"
+        print(row(label, spread([pick(r) for r in ours], digits), their))
+
+    def pct(values: Callable[[Run], list[float]], q: float) -> Callable[[Run], float]:
+        return lambda r: percentile(values(r), q)
+
+    def bridged(r: Run) -> list[float]:
+        return r.arrival_bridged_ms
+
+    def connect(r: Run) -> list[float]:
+        return r.answered_bridged_ms
+
+    def answer(r: Run) -> list[float]:
+        return r.arrival_answered_ms
 
     print()
+    print(f"median over {len(ours)} + {len(theirs)} runs, (min-max) across them")
     print(row("", "hotline router", "app_queue"))
-    print(row("calls placed", str(ours.calls), str(theirs.calls)))
-    print(row("reached an agent", str(ours.completed), str(theirs.completed)))
-    print(row("lost", str(ours.lost), str(theirs.lost)))
-    print(row("run took (s)", f"{ours.seconds:.1f}", f"{theirs.seconds:.1f}"))
-    print(row("latencies measured", str(len(ours.wait_ms)), str(len(theirs.wait_ms))))
-    print(row("arrived -> answered p50 (ms)", ms(ours.answer_ms, 0.5), ms(theirs.answer_ms, 0.5)))
-    print(row("arrived -> answered p99 (ms)", ms(ours.answer_ms, 0.99), ms(theirs.answer_ms, 0.99)))
-    print(row("answered -> connected p50 (ms)", ms(ours.wait_ms, 0.5), ms(theirs.wait_ms, 0.5)))
-    print(row("answered -> connected p99 (ms)", ms(ours.wait_ms, 0.99), ms(theirs.wait_ms, 0.99)))
-    print(row("agent answered -> bridged p50 (ms)", ms(ours.connect_ms, 0.5), ms(theirs.connect_ms, 0.5)))
-    print(row("agent answered -> bridged p99 (ms)", ms(ours.connect_ms, 0.99), ms(theirs.connect_ms, 0.99)))
-    print(row("Asterisk CPU (s)", f"{ours.asterisk_cpu:.2f}", f"{theirs.asterisk_cpu:.2f}"))
-    print(row("hotline process CPU (s)", f"{ours.hotline_cpu:.2f}", "-"))
-    print(
-        row(
-            "Asterisk CPU per call (ms)",
-            f"{ours.cpu_per_call_ms(hotline=False):.1f}",
-            f"{theirs.cpu_per_call_ms(hotline=False):.1f}",
-        )
-    )
-    print(row("total CPU per call (ms)", f"{ours.cpu_per_call_ms():.1f}", f"{theirs.cpu_per_call_ms():.1f}"))
-    ratio = ours.cpu_per_call_ms() / theirs.cpu_per_call_ms() if theirs.completed else math.nan
+    line("calls placed", lambda r: r.calls, 0)
+    line("served (bridged by the side)", lambda r: r.served, 0)
+    line("lost", lambda r: r.lost, 0)
+    line("  of which reached the fallback", lambda r: r.fallback, 0)
+    line("hung up by the agent end (SIPp)", lambda r: r.hung_up_by_agent, 0)
+    line("run took, to last hang-up (s)", lambda r: r.seconds)
+    line("arrival -> bridged p50 (ms)", pct(bridged, 0.5))
+    line("arrival -> bridged p99 (ms)", pct(bridged, 0.99))
+    line("agent answered -> bridged p50 (ms)", pct(connect, 0.5))
+    line("agent answered -> bridged p99 (ms)", pct(connect, 0.99))
+    line("arrival -> caller answered p50 (ms)", pct(answer, 0.5))
+    line("arrival -> caller answered p99 (ms)", pct(answer, 0.99))
+    line("Asterisk CPU (s)", lambda r: r.asterisk_cpu, 2)
+    line("hotline process CPU (s)", lambda r: r.hotline_cpu, 2, app_queue=False)
+    line("Asterisk CPU per call (ms)", lambda r: r.cpu_per_call_ms(hotline=False))
+    line("total CPU per call (ms)", lambda r: r.cpu_per_call_ms())
+    ours_cpu = median([r.cpu_per_call_ms() for r in ours])
+    their_cpu = median([r.cpu_per_call_ms(hotline=False) for r in theirs])
+    ratio = ours_cpu / their_cpu if their_cpu > 0 else math.nan
+    pairs = [
+        o.cpu_per_call_ms() / t.cpu_per_call_ms()
+        for o, t in zip(ours, theirs, strict=False)
+        if t.asterisk_cpu
+    ]
+    print(row("CPU per call ratio, run by run", spread(pairs, 2), ""))
     print()
     print(
-        f"calls={ours.calls} lost={ours.lost} p99_ms={percentile(ours.wait_ms, 0.99):.1f} "
-        f"app_queue_p99_ms={percentile(theirs.wait_ms, 0.99):.1f} cpu_per_call_ratio={ratio:.2f}"
+        f"calls={ours[0].calls} lost={max(r.lost for r in ours)} "
+        f"app_queue_lost={max(r.lost for r in theirs)} "
+        f"p99_ms={median([pct(bridged, 0.99)(r) for r in ours]):.1f} "
+        f"app_queue_p99_ms={median([pct(bridged, 0.99)(r) for r in theirs]):.1f} "
+        f"bridge_p99_ms={median([pct(connect, 0.99)(r) for r in ours]):.1f} "
+        f"cpu_per_call_ratio={ratio:.2f}"
+    )
+
+
+def show(run: Run, number: int) -> None:
+    p99 = percentile(run.arrival_bridged_ms, 0.99)
+    cpu = run.cpu_per_call_ms()
+    print(
+        f"  {run.side} run {number}: served {run.served}/{run.calls}, fallback {run.fallback}, "
+        f"arrival -> bridged p99 {p99:.0f} ms, CPU per call {cpu:.1f} ms, "
+        f"bridges {dict(run.bridge_classes)}",
+        flush=True,
     )
 
 
 async def run(
-    calls: int, agents: int, talk: float, wrap_up: float, hold: float, profile: Path | None
+    calls: int, agents: int, talk: float, wrap_up: float, hold: float, runs: int, profile: Path | None
 ) -> None:
     folder = Path(tempfile.mkdtemp(prefix="hotline-bench-queue-"))
     phone_port = sipp.free_port()
     settings = load_settings(bench_settings(folder, agents, phone_port, wrap_up), environ={})
+    voice = make_voice(folder / "voice.wav")
     print(f"starting Asterisk in {folder} ...", flush=True)
     instance = await asyncio.to_thread(asterisk.up, settings, lambda *_: None)
     hotline: asyncio.subprocess.Process | None = None
@@ -382,42 +615,48 @@ async def run(
     watcher = AriClient(
         settings.ari.url, settings.ari.user, asterisk.ari_password(settings), "bench-observer"
     )
+    logs = [folder / f"hotline-{n + 1}.log" for n in range(runs)]
+    profiles = [folder / f"profile-{n + 1}.out" for n in range(runs)] if profile else []
+    ours: list[Run] = []
+    theirs: list[Run] = []
     try:
         await db.upgrade_async(settings.database_url)
         print(
             f"Asterisk {instance.version}; {calls} callers at once, {agents} agents, "
-            f"{talk:g} s talk, {wrap_up:g} s wrap-up",
+            f"{talk:g} s talk, {wrap_up:g} s wrap-up, {runs} runs a side, callers and agents send RTP",
             flush=True,
         )
-        async with (
-            watcher,
-            sipp.phone(port=phone_port, calls=10 * (calls + WARM_UP), ring_ms=1, talk_ms=int(talk * 1000),
-                       timeout=3600),
-        ):  # fmt: skip
+        async with watcher, agent_phones(phone_port, talk, voice):
             watcher.on_event(observer)
             supervisor = asyncio.create_task(watcher.run())
             await watcher.wait_connected(10)
             await watcher.applications.subscribe(["endpoint:PJSIP", "bridge:"])
-
-            print("app_queue ...", flush=True)
-            theirs = await measure(
-                "app_queue", settings, APP_QUEUE_NUMBER, observer, calls, hold, (instance.pid, None)
-            )
-            print("hotline router ...", flush=True)
-            hotline = await start_hotline(folder / "hotline.toml", folder / "hotline.log", profile)
-            ours = await measure(
-                "hotline", settings, HOTLINE_NUMBER, observer, calls, hold, (instance.pid, hotline.pid)
-            )
+            await watcher.applications.event_filter(allowed=WATCHED_EVENTS)
+            bench = Bench(settings, observer, voice, calls, hold, wrap_up, instance.pid)
+            for n in range(runs):
+                print(f"hotline router, run {n + 1} of {runs} ...", flush=True)
+                hotline = await start_hotline(
+                    folder / "hotline.toml", logs[n], profiles[n] if profile else None
+                )
+                ours.append(await bench.measure("hotline", HOTLINE_NUMBER, n, hotline.pid))
+                await stop_hotline(hotline)
+                hotline = None
+                show(ours[-1], n + 1)
+                print(f"app_queue, run {n + 1} of {runs} ...", flush=True)
+                theirs.append(await bench.measure("app_queue", APP_QUEUE_NUMBER, n, None))
+                show(theirs[-1], n + 1)
             supervisor.cancel()
     finally:
         if hotline is not None:
             await stop_hotline(hotline)
         await asyncio.to_thread(asterisk.down, settings, True)
-        problems = log_problems(folder / "hotline.log")
+        problems = log_problems(logs)
+        if profile and profiles and all(p.exists() for p in profiles):
+            pstats.Stats(*(str(p) for p in profiles)).dump_stats(str(profile))
         shutil.rmtree(folder, ignore_errors=True)
     print(f"hotline log warnings and errors: {problems}")
     if profile:
-        print(f"\nhotline run under cProfile (its CPU figures are inflated), stats in {profile}:")
+        print(f"\nhotline run under cProfile (its CPU figures are inflated), every run's stats in {profile}:")
         pstats.Stats(str(profile)).sort_stats("tottime").print_stats(25)
     report(ours, theirs)
 
@@ -429,11 +668,14 @@ def main() -> None:
     parser.add_argument("--talk", type=float, default=2.0, help="seconds each agent talks")
     parser.add_argument("--wrap-up", type=float, default=1.0, help="seconds of wrap-up after each call")
     parser.add_argument("--hold", type=float, default=120.0, help="seconds a caller waits at most")
+    parser.add_argument("--runs", type=int, default=3, help="measured runs of each side, alternating")
     parser.add_argument("--profile", type=Path, help="run the hotline under cProfile, stats to this file")
     args = parser.parse_args()
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     configure_logging("warning", "console")
     logging.getLogger("asyncio").setLevel(logging.ERROR)
-    asyncio.run(run(args.calls, args.agents, args.talk, args.wrap_up, args.hold, args.profile))
+    asyncio.run(run(args.calls, args.agents, args.talk, args.wrap_up, args.hold, args.runs, args.profile))
 
 
 if __name__ == "__main__":
