@@ -132,11 +132,29 @@ class AsteriskSection(_Section):
     app_queue: dict[DialledNumber, QueueId] = Field(default_factory=dict)
     caller_password: str = ""
     start_timeout: PositiveSeconds = 60.0
+    # A line can die without a BYE (phone gone, network down): Asterisk hangs up a call that has
+    # sent no audio for rtp_timeout seconds (rtp_timeout_hold while on hold; 0: never), and
+    # refreshes the SIP session every session_expires / 2 seconds (RFC 4028 session timers),
+    # ending it when a refresh goes unanswered. Whole seconds: Asterisk takes no fractions.
+    rtp_timeout: Annotated[int, Field(ge=0)] = 30
+    rtp_timeout_hold: Annotated[int, Field(ge=0)] = 300
+    # yes: with phones and carriers that ask for them; always: even with those that do not
+    # (we refresh); no: never.
+    session_timers: Literal["yes", "always", "no"] = "yes"
+    session_expires: Annotated[int, Field(ge=90)] = 90
+    # The shortest session interval we accept from the far end (RFC 4028 allows no less than 90).
+    session_min_se: Annotated[int, Field(ge=90)] = 90
 
     @model_validator(mode="after")
     def _rtp_range(self) -> AsteriskSection:
         if self.rtp_end <= self.rtp_start:
             raise ValueError("rtp_end must be above rtp_start")
+        return self
+
+    @model_validator(mode="after")
+    def _session_interval(self) -> AsteriskSection:
+        if self.session_expires < self.session_min_se:
+            raise ValueError("session_expires must be at least session_min_se")
         return self
 
     @model_validator(mode="after")

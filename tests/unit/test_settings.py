@@ -84,6 +84,30 @@ def test_rtp_range_must_be_ordered(tmp_path: Path) -> None:
     )
 
 
+def test_dead_line_timeouts_default_to_production_values(tmp_path: Path) -> None:
+    asterisk = load_settings(write_settings(tmp_path), environ={}).asterisk
+    assert (asterisk.rtp_timeout, asterisk.rtp_timeout_hold) == (30, 300)
+    assert (asterisk.session_timers, asterisk.session_expires, asterisk.session_min_se) == ("yes", 90, 90)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("rtp_timeout = -1", "asterisk.rtp_timeout: Input should be greater than or equal to 0"),
+        ("rtp_timeout = 2.5", "asterisk.rtp_timeout: input should be a valid integer, got 2.5"),
+        ("rtp_timeout_hold = -5", "asterisk.rtp_timeout_hold: Input should be greater than or equal to 0"),
+        ("session_timers = 'sometimes'", "asterisk.session_timers: Input should be 'yes', 'always' or 'no'"),
+        ("session_min_se = 30", "asterisk.session_min_se: Input should be greater than or equal to 90"),
+        (
+            "session_expires = 120\nsession_min_se = 180",
+            "asterisk: session_expires must be at least session_min_se",
+        ),
+    ],
+)
+def test_dead_line_timeouts_are_checked(tmp_path: Path, body: str, reason: str) -> None:
+    assert error_for(tmp_path, f"[asterisk]\n{body}\n").endswith(f"hotline.toml: {reason}")
+
+
 @pytest.mark.parametrize("body", ['[web]\nport = "x"\n', "[web]\nhots = 1\n"])
 def test_cli_reports_one_line_and_exit_code_2(tmp_path: Path, body: str) -> None:
     path = write_settings(tmp_path, body)

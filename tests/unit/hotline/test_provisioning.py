@@ -53,6 +53,37 @@ def test_rendered_config_listens_on_loopback_with_a_generated_password(
     assert len(list((root / "srv/x/sounds").glob("*.wav"))) == 10 * 3
 
 
+def test_every_endpoint_hangs_up_a_dead_line(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path,
+        '[asterisk]\nrtp_timeout = 12\nrtp_timeout_hold = 345\nsession_timers = "always"\n'
+        'session_expires = 600\nsession_min_se = 120\n[[agents]]\nid = "7"\nname = "Zeynep"\n',
+    )
+    root = tmp_path / "root"
+    (root / "usr/lib/x86_64-linux-gnu/asterisk/modules").mkdir(parents=True)
+    (root / "usr/share/asterisk").mkdir(parents=True)
+    instance = asterisk.Instance("chroot", str(root), "/usr/sbin/asterisk", "/srv/x", str(root / "srv/x"))
+    pjsip = (asterisk.render_config(settings, instance) / "pjsip.conf").read_text()
+    sections: dict[str, list[str]] = {}
+    for line in pjsip.splitlines():
+        if line.startswith("["):
+            current = sections.setdefault(line, [])
+        elif line and not line.startswith(";") and sections:
+            current.append(line)
+    template = sections["[endpoint-common](!)"]
+    for option in (
+        "rtp_timeout = 12",
+        "rtp_timeout_hold = 345",
+        "timers = always",
+        "timers_sess_expires = 600",
+        "timers_min_se = 120",
+    ):
+        assert option in template
+    # The caller trunk, the caller softphone and every agent are endpoints built on that template.
+    for endpoint in ("caller", "caller-phone", "agent-7"):
+        assert f"[{endpoint}](endpoint-common)" in sections
+
+
 def test_chroot_instances_live_inside_the_root_and_differ_per_state_folder(tmp_path: Path) -> None:
     a = make_settings(tmp_path / "a", '[asterisk]\nmode = "chroot"\nroot_cache = "/r"\n')
     b = make_settings(tmp_path / "b", '[asterisk]\nmode = "chroot"\nroot_cache = "/r"\n')
