@@ -213,11 +213,15 @@ Content-Length: 0
 """
 
 
-def phone_scenario(ring_ms: int = 500, talk_ms: int = 0, mode: str = "answer") -> str:
+def phone_scenario(
+    ring_ms: int = 500, talk_ms: int = 0, mode: str = "answer", audio: Path | None = None
+) -> str:
     """SIPp UAS scenario XML: a desk phone.
 
     ``answer``: rings ``ring_ms`` and answers, then hangs up after ``talk_ms`` unless the other
-    side hangs up first (0: waits for the other side); ``never``: rings until cancelled;
+    side hangs up first (0: waits for the other side); while answered it sends ``audio`` (an
+    8 kHz mu-law WAV) over and over, as a live phone sends audio all call long (without it, the
+    phone sends none, and a media timeout would end its calls); ``never``: rings until cancelled;
     ``busy``: refuses with 486. A CANCEL while ringing is answered properly (200, 487), as a
     real phone does when a caller gives up or another agent picked up first. Each call logs
     one of: answered, cancelled, busy.
@@ -246,6 +250,7 @@ Content-Length: 0
   <nop><action><log message="busy"/></action></nop>"""
         return _phone(invite + "\n  " + body)
     wait = 3_600_000 if mode == "never" else ring_ms
+    speak = f'<nop><action><exec rtp_stream="{escape(str(audio))},-1,0"/></action></nop>\n  ' if audio else ""
     hang_up = (
         f"""<recv request="BYE" timeout="{talk_ms}" ontimeout="our_bye"/>
   <send><![CDATA[
@@ -314,7 +319,7 @@ Content-Length: [len]
 {_SDP}]]></send>
   <recv request="ACK"/>
   <nop><action><log message="answered"/></action></nop>
-  {hang_up}
+  {speak}{hang_up}
   <label id="end"/>"""
     return _phone(invite + "\n  " + body)
 
@@ -528,6 +533,7 @@ async def phone(
     talk_ms: int = 0,
     timeout: float = 120.0,
     mode: str = "answer",
+    audio: Path | None = None,
 ) -> AsyncIterator[Phone]:
     """Run a SIPp phone for ``calls`` calls (see ``phone_scenario``); stopped on exit if still running."""
     port = port or free_port()
@@ -538,7 +544,8 @@ async def phone(
     def started(process: asyncio.subprocess.Process) -> None:
         desk.process = process
 
-    task = asyncio.create_task(run_sipp(phone_scenario(ring_ms, talk_ms, mode), args, timeout, started))
+    scenario = phone_scenario(ring_ms, talk_ms, mode, audio)
+    task = asyncio.create_task(run_sipp(scenario, args, timeout, started))
     desk = Phone(port, task)
     try:
         yield desk

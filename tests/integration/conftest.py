@@ -82,6 +82,11 @@ rtp_start = {rtp}
 rtp_end = {rtp + 400}
 start_timeout = 120.0
 direct = {{ "1830" = "operator" }}
+# No media timeout on this Asterisk: the SIPp callers and phones of these tests send no audio
+# beyond their keys and speech (a real phone sends it all call long), so a caller waiting in a
+# queue longer than rtp_timeout would be cut for that. test_dead_line.py runs its own Asterisk
+# with a short one.
+rtp_timeout = 0
 [logging]
 format = "json"
 [queues]
