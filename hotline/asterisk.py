@@ -17,7 +17,6 @@ import json
 import math
 import os
 import re
-import secrets
 import shutil
 import signal
 import socket
@@ -35,6 +34,7 @@ import jinja2
 from agents.config import QueuesConfig
 from agents.service import Strategy
 from hotline.callconfig import load_call_config
+from hotline.secrets import secret
 from hotline.settings import Settings
 from ivr.config import IvrConfig
 from ivr.prompts import build_prompts
@@ -93,20 +93,6 @@ class Instance:
 
 
 # ---------------------------------------------------------------- secrets
-
-
-def secret(settings: Settings, name: str) -> str:
-    """Read a generated secret from the state folder, creating it (mode 0600) on first use."""
-    folder = settings.state_path / "secrets"
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = folder / name
-    if path.exists():
-        return path.read_text().strip()
-    value = secrets.token_urlsafe(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(value + "\n")
-    return value
 
 
 def ari_password(settings: Settings) -> str:

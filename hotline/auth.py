@@ -25,10 +25,10 @@ import sqlalchemy as sa
 import structlog
 from sqlmodel import col, select
 
-from hotline.asterisk import secret
 from hotline.db import Store
 from hotline.logging import scrubber
 from hotline.models import WebSession, WebUser, utcnow
+from hotline.secrets import secret
 from hotline.settings import Settings, WebSection
 
 log = structlog.get_logger(__name__)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from hotline import asterisk
+from hotline.secrets import secret
 from hotline.settings import Settings
 from ivr.prompts import Prompt, build_prompt
 from tests.conftest import make_settings
@@ -136,7 +137,7 @@ def test_prompts_are_synthesised_once_and_recordings_win(tmp_path: Path) -> None
 
 
 def test_secrets_are_private_files(settings: Settings) -> None:
-    asterisk.secret(settings, "token")
+    secret(settings, "token")
     folder = settings.state_path / "secrets"
     assert os.stat(folder).st_mode & 0o077 == 0
     assert os.stat(folder / "token").st_mode & 0o077 == 0
