@@ -77,6 +77,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
+from xml.sax.saxutils import escape
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -189,30 +190,166 @@ def make_voice(path: Path) -> Path:
     return path
 
 
-def _replace(text: str, old: str, new: str) -> str:
-    if old not in text:
-        raise RuntimeError(f"SIPp scenario changed: {old!r} not found")
-    return text.replace(old, new)
+# Offered by both: PCMU (and telephone-event), on the port each call's RTP stream is sent from, so
+# Asterisk's RTP goes back to that same socket.
+SDP = """v=0
+o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [rtpstream_audio_port] RTP/AVP 0 101
+a=rtpmap:0 PCMU/8000
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-16
+a=sendrecv
+"""
 
-
-def _own_media_port(scenario: str) -> str:
-    """Each call offers the port its RTP stream is sent from, so Asterisk's RTP goes back there."""
-    return _replace(scenario, "m=audio [media_port]", "m=audio [rtpstream_audio_port]")
+OK_TO_LAST = """SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+"""
 
 
 def talking_caller(voice: Path, hold: float) -> str:
-    """hotline.sipp's caller, streaming ``voice`` in a loop from answer until the call ends."""
-    scenario = sipp.caller_scenario(hold=hold, say=voice)
-    scenario = _replace(scenario, f'rtp_stream="{voice},1,0"', f'rtp_stream="{voice},-1,0"')
-    return _own_media_port(scenario)
+    """SIPp UAC: dial, stream ``voice`` in a loop from answer on, wait for the far end's BYE (logs
+    ``hangup=remote``) or hang up after ``hold`` seconds (``hangup=local``)."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<scenario name="bench caller">
+  <send retrans="500"><![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "Bench Caller" <sip:[field0]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:[field0]@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+{SDP}]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send><![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "Bench Caller" <sip:[field0]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Contact: <sip:[field0]@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <nop><action><exec rtp_stream="{escape(str(voice))},-1,0"/></action></nop>
+  <recv request="BYE" timeout="{int(hold * 1000)}" ontimeout="local_hangup"/>
+  <nop><action><log message="hangup=remote"/></action></nop>
+  <send><![CDATA[
+{OK_TO_LAST}
+]]></send>
+  <nop next="done"/>
+  <label id="local_hangup"/>
+  <nop><action><log message="hangup=local"/></action></nop>
+  <send retrans="500"><![CDATA[
+BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "Bench Caller" <sip:[field0]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>
+  <label id="done"/>
+</scenario>
+"""
 
 
 def talking_phone(voice: Path, talk_ms: int) -> str:
-    """hotline.sipp's auto-answering phone, streaming ``voice`` in a loop once it has answered."""
-    scenario = sipp.phone_scenario(ring_ms=1, talk_ms=talk_ms)
-    answered = '<nop><action><log message="answered"/></action></nop>'
-    stream = f'<nop><action><exec rtp_stream="{voice},-1,0"/></action></nop>'
-    return _own_media_port(_replace(scenario, answered, answered + "\n  " + stream))
+    """SIPp UAS: an agent's phone that rings 1 ms, answers, streams ``voice`` in a loop and hangs up
+    after ``talk_ms`` unless the other side does first; a CANCEL while ringing gets 200 and 487."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<scenario name="bench agent phone">
+  <recv request="INVITE" rrs="true">
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote_from"/>
+      <ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" assign_to="invite_cseq"/>
+    </action>
+  </recv>
+  <send><![CDATA[
+SIP/2.0 180 Ringing
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:agent@[local_ip]:[local_port]>
+Content-Length: 0
+
+]]></send>
+  <recv request="CANCEL" timeout="1" ontimeout="answer"/>
+  <send><![CDATA[
+{OK_TO_LAST}
+]]></send>
+  <send><![CDATA[
+SIP/2.0 487 Request Terminated
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+CSeq: [$invite_cseq] INVITE
+Content-Length: 0
+
+]]></send>
+  <recv request="ACK"/>
+  <nop><action><log message="cancelled"/></action></nop>
+  <nop next="end"/>
+  <label id="answer"/>
+  <send retrans="500"><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:agent@[local_ip]:[local_port]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+{SDP}]]></send>
+  <recv request="ACK"/>
+  <nop><action><log message="answered"/></action></nop>
+  <nop><action><exec rtp_stream="{escape(str(voice))},-1,0"/></action></nop>
+  <recv request="BYE" timeout="{talk_ms}" ontimeout="our_bye"/>
+  <send><![CDATA[
+{OK_TO_LAST}
+]]></send>
+  <nop next="end"/>
+  <label id="our_bye"/>
+  <send retrans="500"><![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:agent@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
+To: [$remote_from]
+Call-ID: [call_id]
+CSeq: 1 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>
+  <label id="end"/>
+</scenario>
+"""
 
 
 async def crowd(
@@ -331,7 +468,7 @@ class Run:
     calls: int
     served: int
     fallback: int  # callers who reached the dialplan fallback
-    hung_up_by_agent: int  # SIPp's count of calls the far end ended, served or not
+    hung_up_by_agent: int  # SIPp's count of calls the far end (an agent, or the fallback) ended
     sipp_failed: bool
     arrival_bridged_ms: list[float]
     answered_bridged_ms: list[float]  # agent channel Up -> bridged
@@ -558,7 +695,7 @@ def report(ours: list[Run], theirs: list[Run]) -> None:
     line("served (bridged by the side)", lambda r: r.served, 0)
     line("lost", lambda r: r.lost, 0)
     line("  of which reached the fallback", lambda r: r.fallback, 0)
-    line("hung up by the agent end (SIPp)", lambda r: r.hung_up_by_agent, 0)
+    line("hung up by the far end (SIPp)", lambda r: r.hung_up_by_agent, 0)
     line("run took, to last hang-up (s)", lambda r: r.seconds)
     line("arrival -> bridged p50 (ms)", pct(bridged, 0.5))
     line("arrival -> bridged p99 (ms)", pct(bridged, 0.99))
