@@ -1,8 +1,8 @@
-"""Real SIP callers and phones for trying and testing the hotline, driven through SIPp.
+"""A real SIP caller for trying the hotline (``hotline call``), driven through SIPp.
 
 A caller dials, presses RFC 2833 digits from the pcaps shipped with SIPp, may speak a WAV file,
-and then waits for the hotline to hang up (or hangs up itself after ``hold`` seconds). A phone is
-a SIPp UAS that answers like an agent's desk phone or a police desk.
+and then waits for the hotline to hang up (or hangs up itself after ``hold`` seconds). Desk
+phones and crowds of callers, which only tests and benchmarks need, are in tests/harness/sipp.py.
 """
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import signal
 import socket
 import struct
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -57,7 +56,8 @@ def sipp_binary() -> str:
     return path
 
 
-_SDP = """v=0
+# The audio offer (and answer) of every scenario: PCMU and RFC 2833 keys.
+SDP = """v=0
 o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
 s=-
 c=IN IP[media_ip_type] [media_ip]
@@ -152,7 +152,7 @@ Max-Forwards: 70
 Content-Type: application/sdp
 Content-Length: [len]
 
-{_SDP}]]></send>
+{SDP}]]></send>
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="183" optional="true"/>
@@ -199,135 +199,6 @@ Content-Length: 0
 ]]></send>
   <recv response="200"/>
   <label id="done"/>
-</scenario>
-"""
-
-
-_OK_TO_LAST = """SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-"""
-
-
-def phone_scenario(
-    ring_ms: int = 500, talk_ms: int = 0, mode: str = "answer", audio: Path | None = None
-) -> str:
-    """SIPp UAS scenario XML: a desk phone.
-
-    ``answer``: rings ``ring_ms`` and answers, then hangs up after ``talk_ms`` unless the other
-    side hangs up first (0: waits for the other side); while answered it sends ``audio`` (an
-    8 kHz mu-law WAV) over and over, as a live phone sends audio all call long (without it, the
-    phone sends none, and a media timeout would end its calls); ``never``: rings until cancelled;
-    ``busy``: refuses with 486. A CANCEL while ringing is answered properly (200, 487), as a
-    real phone does when a caller gives up or another agent picked up first. Each call logs
-    one of: answered, cancelled, busy.
-    """
-    if mode not in ("answer", "never", "busy"):
-        raise SippError(f"unknown phone mode {mode!r}")
-    invite = """<recv request="INVITE" rrs="true">
-    <action>
-      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote_from"/>
-      <ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" assign_to="invite_cseq"/>
-    </action>
-  </recv>
-  <nop><action><log message="offered from [$remote_from]"/></action></nop>"""
-    if mode == "busy":
-        body = """<send><![CDATA[
-SIP/2.0 486 Busy Here
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-CSeq: [$invite_cseq] INVITE
-Content-Length: 0
-
-]]></send>
-  <recv request="ACK"/>
-  <nop><action><log message="busy"/></action></nop>"""
-        return _phone(invite + "\n  " + body)
-    wait = 3_600_000 if mode == "never" else ring_ms
-    speak = f'<nop><action><exec rtp_stream="{escape(str(audio))},-1,0"/></action></nop>\n  ' if audio else ""
-    hang_up = (
-        f"""<recv request="BYE" timeout="{talk_ms}" ontimeout="our_bye"/>
-  <send><![CDATA[
-{_OK_TO_LAST}
-]]></send>
-  <nop next="end"/>
-  <label id="our_bye"/>
-  <send retrans="500"><![CDATA[
-BYE [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:agent@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
-To: [$remote_from]
-Call-ID: [call_id]
-CSeq: 1 BYE
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="200"/>"""
-        if talk_ms > 0
-        else f"""<recv request="BYE"/>
-  <send><![CDATA[
-{_OK_TO_LAST}
-]]></send>"""
-    )
-    body = f"""<send><![CDATA[
-SIP/2.0 180 Ringing
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:agent@[local_ip]:[local_port]>
-Content-Length: 0
-
-]]></send>
-  <recv request="CANCEL" timeout="{wait}" ontimeout="answer"/>
-  <send><![CDATA[
-{_OK_TO_LAST}
-]]></send>
-  <send><![CDATA[
-SIP/2.0 487 Request Terminated
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-CSeq: [$invite_cseq] INVITE
-Content-Length: 0
-
-]]></send>
-  <recv request="ACK"/>
-  <nop><action><log message="cancelled"/></action></nop>
-  <nop next="end"/>
-  <label id="answer"/>
-  <send retrans="500"><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:agent@[local_ip]:[local_port]>
-Content-Type: application/sdp
-Content-Length: [len]
-
-{_SDP}]]></send>
-  <recv request="ACK"/>
-  <nop><action><log message="answered"/></action></nop>
-  {speak}{hang_up}
-  <label id="end"/>"""
-    return _phone(invite + "\n  " + body)
-
-
-def _phone(body: str) -> str:
-    return f"""<?xml version="1.0" encoding="UTF-8"?>
-<scenario name="hotline phone">
-  {body}
 </scenario>
 """
 
@@ -450,36 +321,6 @@ async def call(
         return await run_sipp(scenario, args, timeout=hold + wait + speak_after + 30)
 
 
-async def crowd(
-    settings: Settings,
-    number: str,
-    calls: int,
-    hold: float = 30.0,
-    rate: float = 100.0,
-    first_caller: int = 5320000000,
-) -> SippResult:
-    """``calls`` callers dialling ``number`` together from one SIPp process, ``rate`` new calls a
-    second, with caller ids counting up from ``first_caller``. Each stays until the far end hangs up
-    or ``hold`` seconds pass; the log has one ``hangup=remote`` or ``hangup=local`` line per call."""
-    with tempfile.TemporaryDirectory(prefix="hotline-crowd-") as tmp:
-        folder = Path(tmp)
-        ids = "".join(f"0{first_caller + n};\n" for n in range(calls))
-        (folder / "callers.csv").write_text(f"SEQUENTIAL\n{ids}")
-        args = [
-            f"{settings.asterisk.sip_host}:{settings.asterisk.sip_port}",
-            "-s", number,
-            "-m", str(calls),
-            "-l", str(calls),
-            "-r", str(rate),
-            "-i", "127.0.0.1",
-            "-p", str(free_port()),
-            "-mi", "127.0.0.1",
-            "-mp", str(free_port(even=True)),
-            "-inf", str(folder / "callers.csv"),
-        ]  # fmt: skip
-        return await run_sipp(caller_scenario(hold=hold), args, timeout=hold + calls / rate + 30)
-
-
 async def to_ulaw(source: Path, target: Path) -> Path:
     """SIPp streams 8 kHz mono mu-law WAV as PCMU; convert whatever the caller gave us."""
     process = await asyncio.create_subprocess_exec(
@@ -499,58 +340,3 @@ def place_call(
 ) -> SippResult:
     """Synchronous ``call`` for the command line."""
     return asyncio.run(call(settings, number, digits, say, hold))
-
-
-@dataclass(slots=True)
-class Phone:
-    """A running SIPp phone; ``contact`` is what an agent's AOR points at."""
-
-    port: int
-    task: asyncio.Task[SippResult]
-    process: asyncio.subprocess.Process | None = None
-
-    @property
-    def contact(self) -> str:
-        return f"sip:agent@127.0.0.1:{self.port}"
-
-    async def result(self, timeout: float = 60.0) -> SippResult:
-        return await asyncio.wait_for(asyncio.shield(self.task), timeout)
-
-    async def finish(self, timeout: float = 30.0) -> SippResult:
-        """Take no more calls, end once the calls in progress are over (SIPp's SIGUSR1), and return
-        the result: for phones whose number of calls is not known in advance. A phone still
-        ringing for nobody never ends, and this times out."""
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGUSR1)
-        return await self.result(timeout)
-
-
-@contextlib.asynccontextmanager
-async def phone(
-    port: int | None = None,
-    calls: int = 1,
-    ring_ms: int = 500,
-    talk_ms: int = 0,
-    timeout: float = 120.0,
-    mode: str = "answer",
-    audio: Path | None = None,
-) -> AsyncIterator[Phone]:
-    """Run a SIPp phone for ``calls`` calls (see ``phone_scenario``); stopped on exit if still running."""
-    port = port or free_port()
-    # -aa: answer the qualify OPTIONS Asterisk sends to phones, outside any call.
-    args = ["-aa", "-i", "127.0.0.1", "-p", str(port), "-m", str(calls), "-mi", "127.0.0.1",
-            "-mp", str(free_port(even=True))]  # fmt: skip
-
-    def started(process: asyncio.subprocess.Process) -> None:
-        desk.process = process
-
-    scenario = phone_scenario(ring_ms, talk_ms, mode, audio)
-    task = asyncio.create_task(run_sipp(scenario, args, timeout, started))
-    desk = Phone(port, task)
-    try:
-        yield desk
-    finally:
-        if not task.done():
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, SippError):
-            await task

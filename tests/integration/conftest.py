@@ -15,8 +15,8 @@ from hotline import asterisk, db
 from hotline.app import App, create_app
 from hotline.models import Call, CallEvent
 from hotline.settings import DatabaseSection, IvrSection, QueuesSection, Settings
-from hotline.sipp import free_port
 from tests.conftest import make_settings
+from tests.harness.sipp import free_port
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from hotline import sipp
 from hotline.app import create_app
 from hotline.settings import Settings
+from tests.harness import sipp
 from tests.integration.conftest import QUICK_QUEUES, calls_and_events, ended, quick
 
 

@@ -15,8 +15,9 @@ import pytest
 
 from ari import AriClient
 from ari import events as ev
-from hotline import asterisk, sipp
+from hotline import asterisk
 from hotline.settings import Settings
+from tests.harness import sipp
 from tests.integration.proxy import TcpProxy
 
 E = TypeVar("E", bound=ev.Event)

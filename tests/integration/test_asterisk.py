@@ -6,8 +6,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from hotline import asterisk, sipp
+from hotline import asterisk
 from hotline.settings import Settings
+from tests.harness import sipp
 
 
 def test_ari_answers_on_loopback_with_the_generated_password(

@@ -9,9 +9,9 @@ from pathlib import Path
 from sqlmodel import select
 
 from agents.models import Callback
-from hotline import sipp
 from hotline.app import create_app
 from hotline.settings import Settings
+from tests.harness import sipp
 from tests.integration.conftest import QUICK_QUEUES, calls_and_events, ended, quick
 from tests.integration.test_queues import timeline_kind
 

@@ -19,10 +19,11 @@ import pytest
 from sqlmodel import col, select
 
 from agents.models import AgentEvent
-from hotline import asterisk, db, sipp
+from hotline import asterisk, db
 from hotline.app import App, create_app
 from hotline.settings import DatabaseSection, Settings
 from tests.conftest import make_settings
+from tests.harness import sipp
 from tests.integration.conftest import QUICK_IVR, QUICK_QUEUES, calls_and_events, ended, leftovers
 
 RTP_TIMEOUT = 2  # seconds

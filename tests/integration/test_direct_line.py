@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from hotline import sipp
 from hotline.app import App
 from hotline.settings import Settings
+from tests.harness import sipp
 from tests.integration.conftest import calls_and_events, ended, leftovers
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from hotline import sipp
 from hotline.app import App
 from hotline.settings import Settings
+from tests.harness import sipp
 from tests.integration.conftest import calls_and_events, ended, leftovers
 
 MAIN_MENU = {

@@ -14,10 +14,10 @@ from sqlmodel import col, select
 
 from agents.models import AgentEvent
 from agents.service import Presence
-from hotline import sipp
 from hotline.app import App, create_app
 from hotline.models import CallEvent
 from hotline.settings import QueuesSection, Settings
+from tests.harness import sipp
 from tests.integration.conftest import QUICK_QUEUES, calls_and_events, ended, leftovers, quick
 
 PATIENT, IMPATIENT = 18, 2  # the impatient ones join last and give up while still waiting

@@ -12,10 +12,10 @@ from sqlmodel import col, select
 
 from agents.models import AgentEvent
 from agents.service import Presence
-from hotline import sipp
 from hotline.app import App, create_app
 from hotline.models import CallEvent
 from hotline.settings import Settings
+from tests.harness import sipp
 from tests.integration.conftest import calls_and_events, ended, leftovers, quick
 
 

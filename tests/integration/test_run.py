@@ -13,10 +13,11 @@ import pytest
 from sqlmodel import col, select
 
 from agents.models import AgentEvent
-from hotline import asterisk, sipp
+from hotline import asterisk
 from hotline.calls import CallLog
 from hotline.db import Store
 from hotline.settings import Settings
+from tests.harness import sipp
 from tests.integration.service import Service, start_service
 
 

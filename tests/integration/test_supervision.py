@@ -10,9 +10,10 @@ import pytest
 
 from agents.service import Presence
 from ari import AriClient
-from hotline import asterisk, sipp
+from hotline import asterisk
 from hotline.app import App, create_app
 from hotline.settings import Settings
+from tests.harness import sipp
 from tests.integration.conftest import calls_and_events, ended, leftovers, quick
 from tests.integration.test_queues import timeline_kind
 

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from hotline import sipp
 from hotline.settings import Settings
+from tests.harness import sipp
 from tests.integration.service import Service, start_service
 
 

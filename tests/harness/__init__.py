@@ -1,0 +1,1 @@
+"""Test parties and helpers shared by tests/ and bench/ (run from the repository root)."""
