@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -229,6 +229,16 @@ def _error_message(data: bytes, status: int) -> str:
     if isinstance(decoded, dict) and isinstance(decoded.get("message"), str):
         return str(decoded["message"])
     return f"HTTP {status}"
+
+
+async def _maybe_missing(request: Awaitable[Any], missing_ok: bool) -> None:
+    """Await ``request``; a 404 is swallowed when the caller said the target may be gone already
+    (the other party hung up first, a playback ended by itself): the outcome they wanted."""
+    try:
+        await request
+    except NotFound:
+        if not missing_ok:
+            raise
 
 
 class _Resource:
@@ -495,8 +505,9 @@ class Bridges(_Resource):
         params = {"type": _csv(type), "bridgeId": bridge_id, "name": name}
         return Bridge.from_json(await self._t.request("POST", "/bridges", params))
 
-    async def destroy(self, bridge_id: str) -> None:
-        await self._t.request("DELETE", f"/bridges/{_seg(bridge_id)}")
+    async def destroy(self, bridge_id: str, *, missing_ok: bool = False) -> None:
+        """Destroy a bridge; with ``missing_ok`` one that is gone already (404) is not an error."""
+        await _maybe_missing(self._t.request("DELETE", f"/bridges/{_seg(bridge_id)}"), missing_ok)
 
     async def add_channel(
         self,
@@ -517,8 +528,14 @@ class Bridges(_Resource):
         }
         await self._t.request("POST", f"/bridges/{_seg(bridge_id)}/addChannel", params)
 
-    async def remove_channel(self, bridge_id: str, channel: str | Sequence[str]) -> None:
-        await self._t.request("POST", f"/bridges/{_seg(bridge_id)}/removeChannel", {"channel": _csv(channel)})
+    async def remove_channel(
+        self, bridge_id: str, channel: str | Sequence[str], *, missing_ok: bool = False
+    ) -> None:
+        """With ``missing_ok``, a bridge or channel that is gone already (404) is not an error."""
+        request = self._t.request(
+            "POST", f"/bridges/{_seg(bridge_id)}/removeChannel", {"channel": _csv(channel)}
+        )
+        await _maybe_missing(request, missing_ok)
 
     async def play(
         self,
@@ -579,8 +596,9 @@ class Playbacks(_Resource):
         """``operation``: ``restart``, ``pause``, ``unpause``, ``reverse`` or ``forward``."""
         await self._t.request("POST", f"/playbacks/{_seg(playback_id)}/control", {"operation": operation})
 
-    async def stop(self, playback_id: str) -> None:
-        await self._t.request("DELETE", f"/playbacks/{_seg(playback_id)}")
+    async def stop(self, playback_id: str, *, missing_ok: bool = False) -> None:
+        """With ``missing_ok``, a playback that has finished already (404) is not an error."""
+        await _maybe_missing(self._t.request("DELETE", f"/playbacks/{_seg(playback_id)}"), missing_ok)
 
 
 class Recordings(_Resource):
