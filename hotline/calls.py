@@ -13,7 +13,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from hotline.db import Store
-from hotline.models import Call, CallEvent, CallOutcome, utcnow
+from hotline.models import Call, CallEvent, CallEventKind, CallOutcome, utcnow
 
 Clock = Callable[[], datetime]
 Listener = Callable[[CallEvent], None]
@@ -42,14 +42,16 @@ class CallLog:
             if found is not None:
                 return found, False
             call = Call(channel_id=channel_id, started_at=self._clock(), **fields)
-            event = CallEvent(call_id=call.id, at=call.started_at, kind="stasis_start", data=fields)
+            event = CallEvent(
+                call_id=call.id, at=call.started_at, kind=CallEventKind.stasis_start, data=fields
+            )
             session.add(call)
             session.add(event)
             await session.commit()
         self._published(event)
         return call, True
 
-    async def record(self, call_id: str, kind: str, **data: Any) -> None:
+    async def record(self, call_id: str, kind: CallEventKind, **data: Any) -> None:
         event = CallEvent(call_id=call_id, at=self._clock(), kind=kind, data=data)
         async with self._store.session() as session:
             session.add(event)
@@ -57,18 +59,20 @@ class CallLog:
         self._published(event)
 
     async def answered(self, call_id: str) -> None:
-        await self._update(call_id, "answered", {}, answered_at=self._clock())
+        await self._update(call_id, CallEventKind.answered, {}, answered_at=self._clock())
 
     async def mark_urgent(self, call_id: str, reason: str) -> None:
         """Flag the call urgent (escalation acts on this); recorded the moment it is known."""
-        await self._update(call_id, "urgent", {"reason": reason}, urgent=True)
+        await self._update(call_id, CallEventKind.urgent, {"reason": reason}, urgent=True)
 
     async def route(
         self, call_id: str, *, queue: str, category: str | None, language: str, path: Any
     ) -> None:
         """Record where the IVR sends the caller and the path that led there."""
         data = {"queue": queue, "category": category, "language": language, "path": path}
-        await self._update(call_id, "ivr_done", data, queue=queue, category=category, language=language)
+        await self._update(
+            call_id, CallEventKind.ivr_done, data, queue=queue, category=category, language=language
+        )
 
     async def transferred(
         self, call_id: str, *, queue: str, category: str | None, by_agent: str, to_agent: str | None
@@ -78,11 +82,14 @@ class CallLog:
         fields: dict[str, Any] = {"queue": queue}
         if category is not None:
             fields["category"] = category
-        await self._update(call_id, "transferred", data, **fields)
+        await self._update(call_id, CallEventKind.transferred, data, **fields)
 
     async def voicemail(self, call_id: str, recording: str, duration: int | None) -> None:
         await self._update(
-            call_id, "voicemail", {"recording": recording, "duration": duration}, voicemail=recording
+            call_id,
+            CallEventKind.voicemail,
+            {"recording": recording, "duration": duration},
+            voicemail=recording,
         )
 
     async def previous_calls(self, caller_number: str, before: str) -> list[Call]:
@@ -110,7 +117,7 @@ class CallLog:
             event = CallEvent(
                 call_id=call_id,
                 at=call.ended_at,
-                kind="ended",
+                kind=CallEventKind.ended,
                 data={"outcome": outcome.value, "hangup_cause": hangup_cause},
             )
             session.add(call)
@@ -134,7 +141,7 @@ class CallLog:
             )
             return list(rows.all())
 
-    async def _update(self, call_id: str, kind: str, data: dict[str, Any], **fields: Any) -> None:
+    async def _update(self, call_id: str, kind: CallEventKind, data: dict[str, Any], **fields: Any) -> None:
         async with self._store.session() as session:
             call = await session.get(Call, call_id)
             if call is None:

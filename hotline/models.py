@@ -47,6 +47,62 @@ class CallOutcome(StrEnum):
     callback = "callback"  # the caller chose to be called back, keeping their place (see Callback)
 
 
+class CallEventKind(StrEnum):
+    """Every kind of entry on a call's timeline (``CallEvent.kind``); reports and tickets read them."""
+
+    # the call
+    stasis_start = "stasis_start"
+    stasis_end = "stasis_end"
+    ended = "ended"
+    answered = "answered"
+    urgent = "urgent"
+    hangup_request = "hangup_request"
+    error = "error"
+    # the IVR
+    dtmf = "dtmf"
+    prompt = "prompt"
+    direct = "direct"
+    repeat_caller = "repeat_caller"
+    ivr_done = "ivr_done"
+    voicemail = "voicemail"
+    handed_to_queue = "handed_to_queue"
+    handed_to_fallback = "handed_to_fallback"
+    readopted = "readopted"
+    readopted_talking = "readopted_talking"
+    lost_while_disconnected = "lost_while_disconnected"
+    # the queues
+    queued = "queued"
+    queue_full = "queue_full"
+    overflow = "overflow"
+    offered = "offered"
+    agent_no_answer = "agent_no_answer"
+    agent_connected = "agent_connected"
+    connect_failed = "connect_failed"
+    abandoned_in_queue = "abandoned_in_queue"
+    announced = "announced"
+    reprioritised = "reprioritised"
+    transferred = "transferred"
+    readopted_with_agent = "readopted_with_agent"
+    agent_left_while_away = "agent_left_while_away"
+    # call backs
+    callback_requested = "callback_requested"
+    callback_waiting = "callback_waiting"
+    callback_dialling = "callback_dialling"
+    callback_attempt_failed = "callback_attempt_failed"
+    callback_failed = "callback_failed"
+    callback_of = "callback_of"
+    callback_connected = "callback_connected"
+    callback_resumed = "callback_resumed"
+    # supervision
+    spy_requested = "spy_requested"
+    spy_connected = "spy_connected"
+    spy_ended = "spy_ended"
+    # our own failures (see hotline.callflow)
+    step_failed = "step_failed"
+    step_recovered = "step_recovered"
+    recovery_failed = "recovery_failed"
+
+
 class Call(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     channel_id: str = Field(index=True, unique=True, max_length=128)
