@@ -4,15 +4,14 @@ A direct line (``Stasis(<app>,queue,<id>)`` in the dialplan) skips the menus: th
 answered and handed to that queue at once, in the hotline's first language.
 
 Events for one channel arrive in order (the ARI client guarantees it); the key timer runs beside
-them, so each call has a lock and every step holds it. Any failure of ours sends the caller to
-the dialplan fallback (ring the agents) instead of leaving them in silence.
+them, so each call has a lock and every step holds it. Every step runs inside the call-flow guard
+(``hotline.callflow``): a failure of ours sends the caller to the dialplan fallback (ring the
+agents) instead of leaving them in silence.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,18 +19,19 @@ from typing import Protocol
 
 import structlog
 
-from ari import AriClient, AriError, NotFound
+from ari import AriClient
 from ari import events as ev
 from ari.models import Channel
+from hotline.callflow import Guard
 from hotline.calls import CallLog
-from hotline.models import CallOutcome, utcnow
+from hotline.clock import SYSTEM, Clock
+from hotline.models import CallEventKind, CallOutcome
 from ivr.config import IvrConfig
 from ivr.service import Action, Finished, MenuSession, Play, StopPrompt, WaitForKey
 
 log = structlog.get_logger(__name__)
 
 NORMAL_CLEARING = 16  # Q.850 cause of ARI's hang-up reason "normal"
-Sleep = Callable[[float], Awaitable[None]]
 
 
 class QueueDirectory(Protocol):
@@ -63,8 +63,6 @@ class Handoff:
 class FlowConfig:
     extension: str
     languages: tuple[str, ...]  # every language a menu may be played in, default first
-    context: str = "from-caller"
-    fallback_label: str = "fallback"  # "we have a problem", then ring the agents
 
 
 @dataclass(slots=True)
@@ -97,9 +95,9 @@ class IvrFlow:
         sounds: Mapping[tuple[str, str], str],
         config: FlowConfig,
         handoff: Callable[[Handoff], Awaitable[None]],
+        guard: Guard,
         *,
-        clock: Callable[[], datetime] = utcnow,
-        sleep: Sleep = asyncio.sleep,
+        clock: Clock = SYSTEM,
     ) -> None:
         self._ari = ari
         self._calls = calls
@@ -108,8 +106,8 @@ class IvrFlow:
         self._sounds = sounds
         self._config = config
         self._handoff = handoff
+        self._guard_steps = guard
         self._clock = clock
-        self._sleep = sleep
         self._live: dict[str, LiveCall] = {}
 
     @property
@@ -117,12 +115,12 @@ class IvrFlow:
         return len(self._live)
 
     def _session(self) -> MenuSession:
-        started = time.monotonic()
+        started = self._clock.now()
         return MenuSession(
             self._ivr,
             language=self._config.languages[0],
             languages=self._config.languages,
-            clock=lambda: time.monotonic() - started,
+            clock=lambda: self._clock.now() - started,
         )
 
     # -- events ------------------------------------------------------------------------------
@@ -149,7 +147,7 @@ class IvrFlow:
     async def _on_call_event(self, live: LiveCall, event: ev.Event) -> None:
         match event:
             case ev.ChannelDtmfReceived():
-                await self._calls.record(live.call_id, "dtmf", digit=event.digit)
+                await self._calls.record(live.call_id, CallEventKind.dtmf, digit=event.digit)
                 if live.phase == "menu":
                     live.stop_timer()
                     await self._run(live, live.session.key(event.digit))
@@ -160,36 +158,32 @@ class IvrFlow:
                 await self._voicemail_done(live, event)
             case ev.ChannelHangupRequest():
                 self._hung_up(live, event)
-                await self._calls.record(live.call_id, "hangup_request", cause=event.cause, soft=event.soft)
+                await self._calls.record(
+                    live.call_id, CallEventKind.hangup_request, cause=event.cause, soft=event.soft
+                )
             case ev.StasisEnd():
                 await self._end(live)
 
     async def _guard(self, channel_id: str, step: Awaitable[None]) -> None:
         """Run a step; on our failure, hand the caller to the dialplan fallback."""
-        try:
+        async with self._guard_steps.step("ivr", lambda: self._call_of(channel_id), channel_id) as undo:
+            undo.add("menu", lambda: self._failed(channel_id))
             await step
-        except Exception as exc:
-            live = self._live.get(channel_id)
-            log.exception("call_step_failed", channel_id=channel_id)
-            if live:
-                live.stop_timer()
-                await self._calls.record(live.call_id, "error", error=f"{exc.__class__.__name__}: {exc}")
-                live.outcome = live.outcome or CallOutcome.failed
-            await self._continue(channel_id, self._config.fallback_label)
+
+    def _call_of(self, channel_id: str) -> str | None:
+        live = self._live.get(channel_id)
+        return live.call_id if live else None
+
+    def _failed(self, channel_id: str) -> None:
+        """A step failed: no more menu timers; the call ends as failed (the fallback takes it)."""
+        live = self._live.get(channel_id)
+        if live:
+            live.stop_timer()
+            live.outcome = live.outcome or CallOutcome.failed
 
     async def fallback(self, channel_id: str) -> None:
         """Send a caller to the dialplan fallback, which rings every agent phone directly."""
-        await self._continue(channel_id, self._config.fallback_label)
-
-    async def _continue(self, channel_id: str, label: str) -> None:
-        try:
-            await self._ari.channels.continue_in_dialplan(
-                channel_id, context=self._config.context, extension=self._config.extension, label=label
-            )
-        except NotFound:
-            log.info("continue_skipped", channel_id=channel_id, reason="the caller has hung up")
-        except AriError as exc:
-            log.error("continue_failed", channel_id=channel_id, label=label, error=str(exc))
+        await self._guard_steps.fallback(channel_id)
 
     # -- the call ----------------------------------------------------------------------------
 
@@ -235,7 +229,7 @@ class IvrFlow:
             async with live.lock:
                 await self._ari.channels.answer(channel.id)
                 await self._calls.answered(call.id)
-                await self._calls.record(call.id, "direct", queue=queue, known=known)
+                await self._calls.record(call.id, CallEventKind.direct, queue=queue, known=known)
                 if not known:  # a dialplan out of step with queues.toml: a person still answers
                     log.error("direct_queue_unknown", queue=queue)
                     live.outcome = CallOutcome.failed
@@ -244,7 +238,7 @@ class IvrFlow:
                 await self._note_repeat_caller(live, channel.caller.number)
                 if urgent:
                     await self._calls.mark_urgent(call.id, "direct")
-                if urgent or self._queues.is_open(queue, self._clock()):
+                if urgent or self._queues.is_open(queue, self._clock.utcnow()):
                     await self._to_queue(live, queue, language, urgent)
                     return
                 # Closed: the same message and voicemail as after the menus.
@@ -259,7 +253,7 @@ class IvrFlow:
         if previous:
             await self._calls.record(
                 live.call_id,
-                "repeat_caller",
+                CallEventKind.repeat_caller,
                 previous_calls=len(previous),
                 last_call=previous[0].id,
                 last_category=previous[0].category,
@@ -283,16 +277,17 @@ class IvrFlow:
         live.playback_id = f"{live.call_id}-{live.plays}"
         media = [self._sounds[name, language] for name, language in prompts]
         await self._ari.channels.play(live.channel_id, media, playback_id=live.playback_id)
-        await self._calls.record(live.call_id, "prompt", prompts=[f"{n}/{lang}" for n, lang in prompts])
+        await self._calls.record(
+            live.call_id, CallEventKind.prompt, prompts=[f"{n}/{lang}" for n, lang in prompts]
+        )
 
     async def _stop_prompt(self, live: LiveCall) -> None:
         playback, live.playback_id = live.playback_id, ""
-        if playback:
-            with contextlib.suppress(NotFound):  # it may have just finished by itself
-                await self._ari.playbacks.stop(playback)
+        if playback:  # it may have just finished by itself
+            await self._ari.playbacks.stop(playback, missing_ok=True)
 
     async def _wait_for_key(self, live: LiveCall, seconds: float) -> None:
-        await self._sleep(seconds)
+        await self._clock.sleep(seconds)
         async with live.lock:
             if live.timer is not asyncio.current_task():
                 return  # a key or the end of the call overtook us
@@ -313,7 +308,7 @@ class IvrFlow:
             path=live.session.path,
         )
         menu = self._ivr.menu
-        is_open = result.urgent or self._queues.is_open(result.queue, self._clock())
+        is_open = result.urgent or self._queues.is_open(result.queue, self._clock.utcnow())
         live.phase = "leaving" if is_open else "closed"
         notice = (menu.emergency if result.urgent else menu.connecting) if is_open else menu.closed
         if notice:
@@ -354,7 +349,7 @@ class IvrFlow:
     async def _to_queue(self, live: LiveCall, queue: str, language: str, urgent: bool) -> None:
         live.stop_timer()
         self._live.pop(live.channel_id, None)
-        await self._calls.record(live.call_id, "handed_to_queue", queue=queue)
+        await self._calls.record(live.call_id, CallEventKind.handed_to_queue, queue=queue)
         name, number = live.caller
         await self._handoff(Handoff(live.call_id, live.channel_id, queue, language, urgent, name, number))
 
@@ -383,7 +378,7 @@ class IvrFlow:
         live.stop_timer()
         self._live.pop(live.channel_id, None)
         outcome = live.outcome or CallOutcome.abandoned
-        await self._calls.record(live.call_id, "stasis_end")
+        await self._calls.record(live.call_id, CallEventKind.stasis_end)
         await self._calls.close(live.call_id, outcome, live.hangup_cause)
         log.info("call_ended", outcome=outcome.value)
 
@@ -403,8 +398,8 @@ class IvrFlow:
         for channel_id, live in list(self._live.items()):
             async with live.lock:
                 live.stop_timer()
-                await self._calls.record(live.call_id, "handed_to_fallback")
-                await self._continue(channel_id, self._config.fallback_label)
+                await self._calls.record(live.call_id, CallEventKind.handed_to_fallback)
+                await self.fallback(channel_id)
                 self._live.pop(channel_id, None)
                 await self._calls.close(live.call_id, CallOutcome.fallback, live.hangup_cause)
             handed += 1
@@ -418,15 +413,19 @@ class IvrFlow:
             channel = alive.get(call.channel_id)
             if call.channel_id in talking:
                 # With an agent already: the conversation goes on without us; nothing to resume.
-                await self._calls.record(call.id, "readopted_talking", generation=event.generation)
+                await self._calls.record(
+                    call.id, CallEventKind.readopted_talking, generation=event.generation
+                )
             elif channel is None:
                 self._live.pop(call.channel_id, None)
-                await self._calls.record(call.id, "lost_while_disconnected", generation=event.generation)
+                await self._calls.record(
+                    call.id, CallEventKind.lost_while_disconnected, generation=event.generation
+                )
                 await self._calls.close(call.id, CallOutcome.recovered)
             elif call.channel_id not in self._live:
                 live = LiveCall(call.id, call.channel_id, self._session())
                 self._live[call.channel_id] = live
-                await self._calls.record(call.id, "readopted", generation=event.generation)
+                await self._calls.record(call.id, CallEventKind.readopted, generation=event.generation)
                 log.info("call_readopted", call_id=call.id, channel_id=call.channel_id)
                 async with live.lock:
                     await self._guard(

@@ -13,7 +13,9 @@ from agents.config import QueuesConfig, load_queues
 from ari import AriClient
 from ari.testing import FakeAri
 from hotline import db
+from hotline.callflow import Fallback, Guard
 from hotline.calls import CallLog
+from hotline.clock import Clock
 from hotline.models import Call, CallEvent
 from ivr.config import IvrConfig, load_ivr
 from ivr.flow import FlowConfig, Handoff, IvrFlow
@@ -92,6 +94,11 @@ def sounds(ivr: IvrConfig) -> dict[tuple[str, str], str]:
 QUEUES = load_queues(Path("config/queues.toml"))
 
 
+def guard_for(client: AriClient, calls: CallLog) -> Guard:
+    """The guard as the app builds it: failures go to the dialplan's fallback label of 183."""
+    return Guard(calls, Fallback(client, context="from-caller", extension="183", label="fallback"))
+
+
 @pytest.fixture
 def ivr() -> IvrConfig:
     return load_ivr(Path("config/ivr.toml"), QUEUES.queues)
@@ -120,8 +127,8 @@ async def make_harness(
             sounds(ivr),
             FlowConfig("183", LANGUAGES),
             handoff,
-            clock=lambda: clock,
-            sleep=timer,
+            guard_for(client, calls),
+            clock=Clock(wall=lambda: clock, sleep=timer),
         )
         async with client:
             client.on_event(flow.handle)
@@ -289,7 +296,7 @@ async def test_a_failure_of_ours_sends_the_caller_to_the_dialplan_fallback(harne
     fake.fail("POST", "/channels/c9/play", 500, "boom")
     await fake.start_call("c9")
     kinds = await harness.wait(lambda k: "ended" in k)
-    assert "error" in kinds
+    assert "step_failed" in kinds and "handed_to_fallback" in kinds
     assert (await harness.call()).outcome == "failed"
     [cont] = fake.requests_to("POST", "/ari/channels/c9/continue")
     assert cont.query["label"] == "fallback"
@@ -329,7 +336,8 @@ async def test_a_call_left_unanswered_by_a_crash_is_answered_and_its_menu_restar
             sounds(ivr),
             FlowConfig("183", LANGUAGES),
             nowhere,
-            sleep=ManualTimer(),
+            guard_for(client, calls),
+            clock=Clock(sleep=ManualTimer()),
         )
         harness = Harness(fake, calls, flow, ManualTimer())
         async with client:
