@@ -75,7 +75,7 @@ def _ok(**extra: Any) -> web.Response:
 
 @requires("agent")
 async def my_state(request: web.Request) -> web.Response:
-    return web.json_response(_flow(request).agent_state(_own_agent(request)))
+    return web.json_response(_flow(request).desk.agent_state(_own_agent(request)))
 
 
 def _presence_command(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -86,8 +86,8 @@ def _presence_command(name: str) -> Callable[[web.Request], Awaitable[web.Respon
         agent_id = request.match_info.get("agent_id") or _own_agent(request)
         if request.match_info.get("agent_id"):
             _require_supervisor(request)
-        await _run(getattr(_flow(request), name)(agent_id))
-        return web.json_response(_flow(request).agent_state(agent_id))
+        await _run(getattr(_flow(request).desk, name)(agent_id))
+        return web.json_response(_flow(request).desk.agent_state(agent_id))
 
     return requires("agent")(handler)
 
@@ -104,8 +104,8 @@ async def pause(request: web.Request) -> web.Response:
         _require_supervisor(request)
     reason = _text(await _body(request), "reason")
     assert reason is not None
-    await _run(_flow(request).pause(agent_id, reason))
-    return web.json_response(_flow(request).agent_state(agent_id))
+    await _run(_flow(request).desk.pause(agent_id, reason))
+    return web.json_response(_flow(request).desk.agent_state(agent_id))
 
 
 @requires("agent")
@@ -114,7 +114,7 @@ async def transfer(request: web.Request) -> web.Response:
     queue, to_agent = _text(data, "queue", required=False), _text(data, "agent", required=False)
     if (queue is None) == (to_agent is None):
         raise ApiError(400, "bad_request", "give either queue or agent")
-    call_id = await _run(_flow(request).transfer(_own_agent(request), queue=queue, to_agent=to_agent))
+    call_id = await _run(_flow(request).desk.transfer(_own_agent(request), queue=queue, to_agent=to_agent))
     return _ok(call_id=call_id)
 
 
@@ -122,7 +122,7 @@ async def transfer(request: web.Request) -> web.Response:
 async def my_events(request: web.Request) -> web.StreamResponse:
     agent_id = _own_agent(request)
     flow = _flow(request)
-    return await _stream(request, agent_id, lambda: {"type": "state", **flow.agent_state(agent_id)})
+    return await _stream(request, agent_id, lambda: {"type": "state", **flow.desk.agent_state(agent_id)})
 
 
 # -- supervisors --------------------------------------------------------------------------------
@@ -130,13 +130,13 @@ async def my_events(request: web.Request) -> web.StreamResponse:
 
 @requires("supervisor")
 async def live(request: web.Request) -> web.Response:
-    return web.json_response(_flow(request).snapshot())
+    return web.json_response(_flow(request).desk.snapshot())
 
 
 @requires("supervisor")
 async def all_events(request: web.Request) -> web.StreamResponse:
     flow = _flow(request)
-    return await _stream(request, None, lambda: {"type": "state", **flow.snapshot()})
+    return await _stream(request, None, lambda: {"type": "state", **flow.desk.snapshot()})
 
 
 @requires("supervisor")
@@ -144,7 +144,8 @@ async def reprioritise(request: web.Request) -> web.Response:
     boost = (await _body(request)).get("boost")
     if not isinstance(boost, int) or isinstance(boost, bool) or not -100 <= boost <= 100:
         raise ApiError(400, "bad_request", "boost: an integer from -100 to 100 is required")
-    await _run(_flow(request).reprioritise(request.match_info["call_id"], boost))
+    by = current_user(request).username
+    await _run(_flow(request).desk.reprioritise(request.match_info["call_id"], boost, by=by))
     return _ok()
 
 
@@ -158,7 +159,8 @@ async def spy(request: web.Request) -> web.Response:
     if phone is None:
         raise ApiError(400, "bad_request", "phone: give the agent id whose phone should ring")
     assert mode is not None
-    leg = await _run(_flow(request).spy(request.match_info["call_id"], mode, phone))
+    by = current_user(request).username
+    leg = await _run(_flow(request).desk.spy(request.match_info["call_id"], mode, phone, by=by))
     return _ok(channel=leg)
 
 

@@ -42,3 +42,18 @@ class Callback(SQLModel, table=True):
     attempts: int = 0
     outbound_call_id: str | None = Field(default=None, max_length=32)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class AgentState(SQLModel, table=True):
+    """Each agent's presence as it stands, and the pause or logout they asked for during a call:
+    what a restart brings back (``agent_event`` is the history; this is the present)."""
+
+    __tablename__ = "agent_state"
+
+    agent_id: str = Field(primary_key=True, max_length=64)
+    presence: str = Field(max_length=16)
+    reason: str = Field(default="", max_length=64)
+    pending: str | None = Field(default=None, max_length=16)
+    pending_reason: str = Field(default="", max_length=64)
+    call_id: str | None = Field(default=None, max_length=32)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)

@@ -10,9 +10,52 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
-Notice = dict[str, Any]
+Notice = dict[str, Any]  # as a stream sends it: JSON with a "type"
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceNotice:
+    agent: str
+    presence: str
+    reason: str
+
+    def as_json(self) -> Notice:
+        return {"type": "presence", "agent": self.agent, "presence": self.presence, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class CallNotice:
+    """An offer ringing the agent's phone, or the agent connected to the caller."""
+
+    kind: Literal["offer", "connected"]
+    call: dict[str, object]  # what a desktop shows about the call (QueueContext.describe)
+
+    def as_json(self) -> Notice:
+        return {"type": self.kind, **self.call}
+
+
+@dataclass(frozen=True, slots=True)
+class EndedNotice:
+    call_id: str
+    wrap_up: float
+
+    def as_json(self) -> Notice:
+        return {"type": "ended", "call_id": self.call_id, "wrap_up": self.wrap_up}
+
+
+@dataclass(frozen=True, slots=True)
+class QueueNotice:
+    queue: str
+    waiting: int
+
+    def as_json(self) -> Notice:
+        return {"type": "queue", "queue": self.queue, "waiting": self.waiting}
+
+
+TypedNotice = PresenceNotice | CallNotice | EndedNotice | QueueNotice
 
 
 class Subscription:
@@ -40,11 +83,14 @@ class Notifier:
         self._subscribers: set[Subscription] = set()
         self._size = size
 
-    def publish(self, notice: Notice, agent_id: str | None = None) -> None:
+    def publish(self, notice: TypedNotice, agent_id: str | None = None) -> None:
         """Send ``notice`` to every supervisor stream and to ``agent_id``'s own streams."""
+        if not self._subscribers:
+            return
+        sent = notice.as_json()
         for sub in self._subscribers:
             if sub.agent_id is None or sub.agent_id == agent_id:
-                sub.put(notice)
+                sub.put(sent)
 
     @contextlib.asynccontextmanager
     async def subscribe(self, agent_id: str | None = None) -> AsyncIterator[Subscription]:

@@ -95,7 +95,8 @@ class WaitingCall:
     priority_boost: int = 0  # a supervisor can move a caller up
     tried: set[str] = field(default_factory=set)  # agents who missed this call
     offered_to: frozenset[str] = frozenset()
-    only_agent: str | None = None  # transferred to this agent: nobody else until they miss it
+    only_agent: str | None = None  # transferred to this agent: nobody else until they miss it ...
+    only_until: float = float("inf")  # ... or until then (then anyone in the queue)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,10 +174,46 @@ class Router:
         if agent.presence is Presence.paused and agent.reason == "device_unreachable":
             self._set(agent, Presence.available, now, "device_reachable")
 
-    def drain(self) -> list[Transition]:
-        """Presence changes since the last drain (the caller stores them; memory stays flat)."""
-        fresh, self.transitions = self.transitions, []
-        return fresh
+    def saved(self, count: int) -> None:
+        """The first ``count`` transitions are stored: forget them (memory stays flat). Until then
+        they stay, so a failed commit is retried with the next one rather than lost."""
+        del self.transitions[:count]
+
+    def restore(
+        self,
+        agent_id: str,
+        presence: Presence,
+        reason: str,
+        pending: Presence | None,
+        pending_reason: str,
+        now: float,
+    ) -> None:
+        """Bring an agent back as a previous run left them. An agent who was ringing, talking or in
+        wrap-up comes back available (the resync re-adopts a conversation still going on), keeping
+        the pause or logout they had asked for, to be honoured when they are idle (``settle``)."""
+        agent = self.agents[agent_id]
+        if presence is Presence.offline and pending is None:
+            return
+        if presence is Presence.paused and reason != "device_unreachable":
+            self._set(agent, Presence.paused, now, reason)
+        else:
+            self._set(agent, Presence.available, now, "restored")
+        agent.pending, agent.pending_reason = pending, pending_reason
+
+    def settle(self, agent_id: str, now: float) -> None:
+        """An idle agent with a pause or logout still pending (from before a restart) gets it now."""
+        agent = self.agents[agent_id]
+        if agent.pending is not None and agent.presence in (Presence.available, Presence.paused):
+            self._after_idle(agent, now, "")
+
+    def release(self, agent_id: str, call_id: str, now: float) -> None:
+        """An agent answered but we could not connect them: idle again at once, no wrap-up, no
+        penalty (the failure was ours, not theirs)."""
+        agent = self.agents[agent_id]
+        if agent.call_id != call_id or agent.presence not in (Presence.reserved, Presence.on_call):
+            return
+        agent.call_id = agent.call_queue = None
+        self._after_idle(agent, now, "connect_failed")
 
     # -- calls -----------------------------------------------------------------------------------
 
@@ -303,7 +340,11 @@ class Router:
         language_matters = rules.language_required and waited < rules.language_wait
         if call.only_agent is not None:
             wanted = self.agents.get(call.only_agent)
-            return [wanted] if wanted is not None and wanted.presence is Presence.available else []
+            gone = wanted is None or wanted.presence in (Presence.offline, Presence.paused)
+            if not gone and now < call.only_until:
+                return [wanted] if wanted is not None and wanted.presence is Presence.available else []
+            # The colleague logged out, paused or did not free up in time: the queue takes the call.
+            call.only_agent = None
         found = []
         for agent in self.agents.values():
             if agent.presence is not Presence.available or call.queue not in agent.queues:

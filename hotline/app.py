@@ -18,6 +18,7 @@ from ari import events as ev
 from hotline import asterisk
 from hotline.auth import bootstrap_users
 from hotline.callconfig import load_call_config
+from hotline.callflow import Fallback, Guard
 from hotline.calls import CallLog
 from hotline.db import Store
 from hotline.logging import configure_logging, scrubber
@@ -134,8 +135,11 @@ def create_app(settings: Settings) -> App:
         if any(q.announce_period or q.callback for q in queues.queues.values())
         else {}
     )
+    # "We have a problem", then every agent phone rings: see config/asterisk/extensions.conf.
+    fallback = Fallback(ari, context="from-caller", extension=settings.asterisk.extension, label="fallback")
+    guard = Guard(calls, fallback)
     queue_flow = QueueFlow(
-        ari, calls, store, queues, seats_from_settings(settings.agents), sounds=announcements
+        ari, calls, store, queues, seats_from_settings(settings.agents), guard, sounds=announcements
     )
 
     async def handoff(h: Handoff) -> None:
@@ -144,7 +148,7 @@ def create_app(settings: Settings) -> App:
         )
 
     flow_config = FlowConfig(extension=settings.asterisk.extension, languages=languages)
-    flow = IvrFlow(ari, calls, ivr, queues, sounds, flow_config, handoff)
+    flow = IvrFlow(ari, calls, ivr, queues, sounds, flow_config, handoff, guard)
     return App(settings, store, ari, calls, flow, queue_flow)
 
 

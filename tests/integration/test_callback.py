@@ -26,7 +26,7 @@ async def test_a_caller_asks_for_a_call_back_and_is_connected_to_the_next_free_a
     app = create_app(config)
     await app.start(serve_web=False)
     try:
-        await app.queues.pause("9001", "meal")  # nobody free: the caller waits
+        await app.queues.desk.pause("9001", "meal")  # nobody free: the caller waits
         waiting = timeline_kind(app, "callback_waiting", 1)
         both_ended = ended(app, count=2)  # the caller's call, then the call back
         # Turkish, help; then, after hearing the offer, 1 for a call back.
@@ -37,7 +37,7 @@ async def test_a_caller_asks_for_a_call_back_and_is_connected_to_the_next_free_a
             sipp.phone(port=phone_port, calls=1) as agent,
             sipp.phone(port=second_phone_port, calls=1, talk_ms=1500) as citizen,
         ):
-            await app.queues.resume("9001")
+            await app.queues.desk.resume("9001")
             assert (await citizen.result()).log.count("answered") == 1
             assert (await agent.result()).log.count("answered") == 1
         await asyncio.wait_for(both_ended, 30)

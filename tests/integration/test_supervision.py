@@ -55,7 +55,7 @@ async def test_a_supervisor_listens_then_barges_and_every_leg_ends_with_the_call
         call_id = await connected_call(app)
         [call_bridge] = [b for b, members in (await bridges(settings)).items() if len(members) == 2]
 
-        listen_leg = await app.queues.spy(call_id, "listen", phone="9002")
+        listen_leg = await app.queues.desk.spy(call_id, "listen", phone="9002")
         await asyncio.wait_for(listening, 30)
         found = await bridges(settings)
         [spy_bridge] = [b for b, members in found.items() if listen_leg in members]
@@ -64,7 +64,7 @@ async def test_a_supervisor_listens_then_barges_and_every_leg_ends_with_the_call
         assert spy_bridge != call_bridge and len(found[call_bridge]) == 2
         assert {c.split("-")[1] for c in found[spy_bridge]} == {"spy", "snoop"}
 
-        barge_leg = await app.queues.spy(call_id, "barge", phone="9002")
+        barge_leg = await app.queues.desk.spy(call_id, "barge", phone="9002")
         await asyncio.wait_for(barged, 30)
         assert barge_leg in (await bridges(settings))[call_bridge]  # everyone hears everyone
 
@@ -99,7 +99,7 @@ async def test_an_agent_transfers_the_caller_to_a_colleague(
         caller = asyncio.create_task(sipp.call(settings, "183", digits="11", hold=30))
         await asyncio.wait_for(first, 30)
         call_id = await connected_call(app)
-        assert await app.queues.transfer("9001", to_agent="9002") == call_id
+        assert await app.queues.desk.transfer("9001", to_agent="9002") == call_id
         await asyncio.wait_for(second, 30)
         assert app.queues.router.agents["9001"].presence in (Presence.wrap_up, Presence.available)
         assert (await agent.result()).log.count("answered") == 1  # the first leg ended (BYE)

@@ -17,9 +17,7 @@ from hotline import auth
 from hotline.auth import Role, Users
 from hotline.web import build_web
 from tests.conftest import make_settings
-from tests.unit.agents.test_stasis import Desk, desk
-
-__all__ = ["desk"]  # the fixture, shared with the queue flow's tests
+from tests.unit.agents.harness import Desk
 
 PASSWORD = "doğru-parola"
 Client = TestClient[web.Request, web.Application]

@@ -237,16 +237,48 @@ def test_a_call_transferred_to_an_agent_waits_for_them_then_falls_back_to_the_qu
     assert offer.agent_ids == ("a1",)
 
 
+def on_a_call(r: Router, agent_id: str, call_id: str, now: float) -> None:
+    r.enqueue(WaitingCall(call_id, "q", "tr", False, now, only_agent=agent_id))
+    r.offers(now=now)
+    r.answered(call_id, agent_id, now=now)
+
+
 def test_a_targeted_call_does_not_ring_anyone_else_while_its_agent_is_busy() -> None:
     r = router()
-    r.pause("a2", "break", now=5)
+    on_a_call(r, "a2", "talking", now=5)
+    targeted = call("c1", since=20)
+    targeted.only_agent, targeted.only_until = "a2", 40.0
+    r.enqueue(targeted)
+    assert r.offers(now=20) == []
+    r.call_ended("a2", now=21)
+    r.wrap_up_done("a2", now=22)
+    [offer] = r.offers(now=22)
+    assert offer.agent_ids == ("a2",)
+
+
+@pytest.mark.parametrize("away", ["paused", "logged_out"])
+def test_a_call_for_a_colleague_who_is_away_goes_to_the_queue_at_once(away: str) -> None:
+    r = router()
+    if away == "paused":
+        r.pause("a2", "break", now=5)
+    else:
+        r.logout("a2", now=5)
     targeted = call("c1")
     targeted.only_agent = "a2"
     r.enqueue(targeted)
-    assert r.offers(now=20) == []
-    r.resume("a2", now=21)
-    [offer] = r.offers(now=22)
-    assert offer.agent_ids == ("a2",)
+    [offer] = r.offers(now=20)
+    assert offer.agent_ids == ("a1",) and targeted.only_agent is None
+
+
+def test_a_call_for_a_busy_colleague_goes_to_the_queue_once_its_wait_is_over() -> None:
+    r = router()
+    on_a_call(r, "a2", "talking", now=5)
+    targeted = call("c1", since=20)
+    targeted.only_agent, targeted.only_until = "a2", 40.0
+    r.enqueue(targeted)
+    assert r.offers(now=39) == []
+    [offer] = r.offers(now=40)
+    assert offer.agent_ids == ("a1",)
 
 
 def test_a_supervisor_moves_a_caller_up_among_calls_of_equal_urgency() -> None:
@@ -259,10 +291,42 @@ def test_a_supervisor_moves_a_caller_up_among_calls_of_equal_urgency() -> None:
     assert [r.position(c, now=20) for c in ("urgent", "late", "early")] == [1, 2, 3]
 
 
-def test_draining_hands_over_each_transition_once() -> None:
+def test_transitions_are_kept_until_they_are_saved() -> None:
     r = router(agents=2)
-    first = r.drain()
-    assert [(t.agent_id, t.after) for t in first] == [("a1", Presence.available), ("a2", Presence.available)]
-    assert r.drain() == []
-    r.pause("a1", "meal", now=3)
-    assert [(t.agent_id, t.reason) for t in r.drain()] == [("a1", "meal")]
+    assert [(t.agent_id, t.after) for t in r.transitions] == [
+        ("a1", Presence.available),
+        ("a2", Presence.available),
+    ]
+    r.pause("a1", "meal", now=3)  # made while the first two were being stored
+    r.saved(2)
+    assert [(t.agent_id, t.reason) for t in r.transitions] == [("a1", "meal")]
+    r.saved(1)
+    assert r.transitions == []
+
+
+def test_a_restored_agent_keeps_the_pause_asked_for_during_a_call_until_idle() -> None:
+    r = Router([QueueRules("q")])
+    r.add_agent(Agent("a1", frozenset({"q"}), TR))
+    r.restore("a1", Presence.on_call, "answered", Presence.paused, "meal", now=1)
+    assert (r.agents["a1"].presence, r.agents["a1"].pending) == (Presence.available, Presence.paused)
+    r.adopt("a1", "c1", "q", now=2)  # the conversation from before the restart goes on
+    r.settle("a1", now=3)  # not idle: nothing yet
+    assert r.agents["a1"].presence is Presence.on_call
+    r.call_ended("a1", now=4)
+    r.wrap_up_done("a1", now=5)
+    assert (r.agents["a1"].presence, r.agents["a1"].reason) == (Presence.paused, "meal")
+
+
+def test_an_answered_agent_we_could_not_connect_is_free_again_without_penalty() -> None:
+    r = router(agents=1)
+    r.enqueue(call("c1"))
+    r.offers(now=20)
+    r.answered("c1", "a1", now=21)
+    r.release("a1", "c1", now=22)
+    agent = r.agents["a1"]
+    assert (agent.presence, agent.call_id, agent.missed_in_a_row, agent.penalised_until) == (
+        Presence.available,
+        None,
+        0,
+        0.0,
+    )

@@ -3,149 +3,16 @@ interleave, which a real Asterisk only shows now and then."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
-from agents.config import QueuesConfig, load_queues
 from agents.errors import BadRequest, CommandError
+from agents.live import AgentSeat
 from agents.models import Callback
-from agents.notifier import Notice, Subscription
 from agents.service import Presence
-from agents.stasis import AgentSeat, QueueFlow
-from ari import AriClient
-from ari.testing import FakeAri
-from hotline import db
-from hotline.calls import CallLog
-from hotline.models import CallEvent, CallOutcome, utcnow
-
-QUEUES = load_queues(Path("config/queues.toml"))
-
-
-class Timers:
-    """Stands in for asyncio.sleep: a wait ends only when the test lets waits of that length end."""
-
-    def __init__(self) -> None:
-        self.pending: list[tuple[float, asyncio.Future[None]]] = []
-        self.armed = asyncio.Event()
-
-    async def __call__(self, seconds: float) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.pending.append((seconds, future))
-        self.armed.set()
-        await future
-
-    def running(self, seconds: float) -> int:
-        return sum(1 for s, f in self.pending if s == seconds and not f.done())
-
-    async def expire(self, seconds: float) -> None:
-        """Wait until a wait of ``seconds`` is running, then end every such wait."""
-        async with asyncio.timeout(5):
-            while not self.running(seconds):
-                self.armed.clear()
-                await self.armed.wait()
-        for s, future in self.pending:
-            if s == seconds and not future.done():
-                future.set_result(None)
-
-
-async def presence(stream: Subscription, agent_id: str, wanted: Presence) -> Notice:
-    """The next notice that ``agent_id`` has become ``wanted``."""
-    async with asyncio.timeout(5):
-        while True:
-            notice = await stream.get()
-            assert notice is not None, "the notifier closed"
-            if notice["type"] == "presence" and notice["agent"] == agent_id and notice["presence"] == wanted:
-                return notice
-
-
-@dataclass
-class Desk:
-    fake: FakeAri
-    calls: CallLog
-    flow: QueueFlow
-    timeline: list[CallEvent]
-    changed: asyncio.Event
-    timers: Timers
-    client: AriClient
-    store: db.Store
-
-    async def queued_caller(self, queue: str = "emergency", urgent: bool = True) -> str:
-        """A caller the IVR hands to ``queue``; returns the call id."""
-        channel = self.fake.make_channel(caller="05321234567")
-        call, _ = await self.calls.open(channel["id"], caller_number="05321234567", queue=queue)
-        await self.flow.enqueue(call.id, channel["id"], queue, "tr", urgent, ("", "05321234567"))
-        return call.id
-
-    async def until(self, kind: str) -> CallEvent:
-        async with asyncio.timeout(5):
-            while not (found := [e for e in self.timeline if e.kind == kind]):
-                self.changed.clear()
-                await self.changed.wait()
-        return found[0]
-
-    async def count(self, kind: str, n: int) -> None:
-        async with asyncio.timeout(5):
-            while sum(1 for e in self.timeline if e.kind == kind) < n:
-                self.changed.clear()
-                await self.changed.wait()
-
-    def agent_channel(self) -> str:
-        return next(c for c in self.fake.channels if c.startswith("hotline-agent-"))
-
-
-SEAT = AgentSeat("a1", "Ayşe", frozenset(), frozenset({"tr"}), {})
-
-
-@contextlib.asynccontextmanager
-async def running_flow(
-    fake: FakeAri,
-    store: db.Store,
-    calls: CallLog,
-    timers: Timers,
-    queues: QueuesConfig = QUEUES,
-    seats: tuple[AgentSeat, ...] = (SEAT,),
-) -> AsyncIterator[tuple[AriClient, QueueFlow]]:
-    """One hotline process's queue flow, connected to the fake Asterisk."""
-    client = AriClient(fake.base_url, "hotline", "pw", "hotline", backoff_base=0.01, backoff_max=0.05)
-    flow = QueueFlow(client, calls, store, queues, seats, sleep=timers)
-    async with client:
-        await flow.start()  # as the app does: presence first, then the events (and the resync)
-        client.on_event(flow.handle)
-        runner = asyncio.create_task(client.run())
-        await client.wait_connected(5)
-        yield client, flow
-        await flow.close(tidy=False)
-    await runner
-
-
-@pytest.fixture
-async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
-    url = f"sqlite:///{tmp_path / 'queues.db'}"
-    await db.upgrade_async(url)
-    store = db.Store(url)
-    async with FakeAri(username="hotline", password="pw") as fake:
-        fake.endpoints = [
-            {"technology": "PJSIP", "resource": "agent-a1", "state": "online", "channel_ids": []}
-        ]
-        calls = CallLog(store)
-        timeline: list[CallEvent] = []
-        changed = asyncio.Event()
-
-        def seen(event: CallEvent) -> None:
-            timeline.append(event)
-            changed.set()
-
-        calls.subscribe(seen)
-        timers = Timers()
-        async with running_flow(fake, store, calls, timers) as (client, flow):
-            yield Desk(fake, calls, flow, timeline, changed, timers, client, store)
-    await store.close()
+from hotline.models import CallOutcome, utcnow
+from tests.unit.agents.harness import QUEUES, SEAT, Desk, new_flow, presence, running_flow
 
 
 async def test_an_agent_channel_entering_the_app_before_create_answers_is_still_dialled(desk: Desk) -> None:
@@ -173,7 +40,7 @@ async def test_an_early_wrap_up_timer_never_cuts_a_later_wrap_up_short(desk: Des
         await desk.until("agent_connected")
         await desk.fake.caller_hangup(desk.agent_channel())  # the agent hangs up: 60 s of wrap-up
         await presence(stream, "a1", Presence.wrap_up)
-        await desk.flow.end_wrap_up("a1")  # done early; the 60 s timer of that call is cancelled
+        await desk.flow.desk.end_wrap_up("a1")  # done early; the 60 s timer of that call is cancelled
         await desk.queued_caller()
         await desk.count("agent_connected", 2)
         await desk.fake.caller_hangup(desk.agent_channel())
@@ -182,23 +49,23 @@ async def test_an_early_wrap_up_timer_never_cuts_a_later_wrap_up_short(desk: Des
         done = await presence(stream, "a1", Presence.available)
     assert done["reason"] == "wrap_up_done"
     with pytest.raises(CommandError):
-        await desk.flow.end_wrap_up("a1")
+        await desk.flow.desk.end_wrap_up("a1")
 
 
 async def test_pause_during_a_call_waits_for_its_end_and_survives_a_restart(desk: Desk) -> None:
     with pytest.raises(BadRequest):
-        await desk.flow.pause("a1", "nap")
+        await desk.flow.desk.pause("a1", "nap")
     async with desk.flow.notices.subscribe("a1") as stream:
         await desk.queued_caller()
         await desk.until("agent_connected")
-        await desk.flow.pause("a1", "meal")
-        assert desk.flow.agent_state("a1")["pending"] == "paused"
+        await desk.flow.desk.pause("a1", "meal")
+        assert desk.flow.desk.agent_state("a1")["pending"] == "paused"
         await desk.fake.caller_hangup(desk.agent_channel())
         await desk.timers.expire(60.0)
         paused = await presence(stream, "a1", Presence.paused)
     assert paused["reason"] == "meal"
     # A new process on the same database: the agent is still on their meal break, not available.
-    again = QueueFlow(desk.client, desk.calls, desk.store, QUEUES, [SEAT], sleep=desk.timers)
+    again = new_flow(desk)
     await again.start()
     agent = again.router.agents["a1"]
     assert (agent.presence, agent.reason) == (Presence.paused, "meal")
@@ -210,7 +77,7 @@ async def test_a_transferred_caller_waits_in_the_new_queue_and_the_agent_wraps_u
         call_id = await desk.queued_caller("social_assistance")
         await desk.until("agent_connected")
         caller_channel = next(c for c in desk.fake.channels if not c.startswith("hotline-agent-"))
-        assert await desk.flow.transfer("a1", queue="operator") == call_id
+        assert await desk.flow.desk.transfer("a1", queue="operator") == call_id
         await presence(stream, "a1", Presence.wrap_up)
     assert desk.flow.router.waiting[call_id].queue == "operator"
     assert desk.fake.bridges["hotline-queue-operator"]["channels"] == [caller_channel]
@@ -229,7 +96,7 @@ async def test_a_conversation_outlives_a_crash_and_its_end_still_starts_wrap_up(
         await desk.until("readopted_with_agent")
         agent = flow.router.agents["a1"]
         assert (agent.presence, agent.call_id) == (Presence.on_call, call_id)
-        assert flow.agent_state("a1")["call"] is not None
+        assert flow.desk.agent_state("a1")["call"] is not None
         async with flow.notices.subscribe("a1") as stream:
             await desk.fake.caller_hangup(desk.agent_channel())
             await presence(stream, "a1", Presence.wrap_up)
@@ -277,7 +144,7 @@ async def test_a_call_back_left_by_a_previous_run_keeps_its_place_and_is_dialled
             c["name"] for c in desk.fake.channels.values() if c["id"].startswith("hotline-callback-")
         ]
         assert answered.startswith("PJSIP/05329876543@carrier")
-        assert flow.agent_state("a1")["call"]["callback"] is True
+        assert flow.desk.agent_state("a1")["call"]["callback"] is True
     async with desk.store.session() as session:
         stored = await session.get(Callback, row.id)
     assert stored is not None and (stored.status, stored.attempts) == ("connected", 2)
@@ -290,7 +157,7 @@ async def test_a_full_queue_sends_new_callers_to_its_overflow_but_never_an_urgen
     small = QUEUES.model_copy(update={"queues": {**QUEUES.queues, "social_assistance": social}})
     await desk.client.close()
     async with running_flow(desk.fake, desk.store, desk.calls, desk.timers, small) as (_, flow):
-        await flow.pause("a1", "meal")  # nobody answers: callers stay waiting
+        await flow.desk.pause("a1", "meal")  # nobody answers: callers stay waiting
         desk.flow = flow
         first = await desk.queued_caller("social_assistance", urgent=False)
         second = await desk.queued_caller("social_assistance", urgent=False)
@@ -319,7 +186,7 @@ async def test_a_listening_supervisor_is_connected_only_once_the_snoop_is_in_the
         desk.flow = flow
         call_id = await desk.queued_caller()  # an emergency: a1 (not s1, who serves only operator) takes it
         await desk.until("agent_connected")
-        leg = await flow.spy(call_id, "listen", phone="s1")
+        leg = await flow.desk.spy(call_id, "listen", phone="s1")
         await desk.until("spy_connected")
         [bridge] = [b for b in desk.fake.bridges.values() if leg in b["channels"]]
         assert sorted(c.split("-")[1] for c in bridge["channels"]) == ["snoop", "spy"]

@@ -1,0 +1,78 @@
+"""Call backs when something breaks: a crash between the request and the hang-up, and a bridge
+that cannot be made once the caller answers."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from sqlmodel import select
+
+from agents.models import Callback
+from hotline.models import CallOutcome, utcnow
+from tests.unit.agents.harness import QUEUES, Desk, client_for, new_flow, running_flow
+
+DIALLING = QUEUES.model_copy(update={"callback_dial": "PJSIP/{number}@carrier"})
+
+
+async def a_stored_call_back(desk: Desk, status: str) -> tuple[str, str, str]:
+    """A caller of 5 minutes ago who asked to be called back; returns call, channel and row ids."""
+    channel = desk.fake.make_channel(caller="05329876543")
+    call, _ = await desk.calls.open(channel["id"], caller_number="05329876543", queue="operator")
+    row = Callback(
+        call_id=call.id,
+        number="05329876543",
+        queue="operator",
+        language="tr",
+        waiting_since=utcnow() - timedelta(minutes=5),
+        status=status,
+    )
+    async with desk.store.session() as session:
+        session.add(row)
+        await session.commit()
+    return call.id, channel["id"], row.id
+
+
+async def test_a_crash_between_the_request_and_the_hang_up_leaves_the_caller_waiting_once(desk: Desk) -> None:
+    await desk.flow.desk.pause("a1", "meal")  # nobody free: the call back waits
+    call_id, line, row_id = await a_stored_call_back(desk, "waiting")
+    await desk.client.close()  # died before letting the caller go: they are still on the line
+    client = desk.client = client_for(desk.fake)
+    flow = desk.flow = new_flow(desk, client)
+    async with client:
+        await flow.start()
+        client.on_event(flow.handle)
+        runner = asyncio.create_task(client.run())
+        await flow.synced()
+        # The new process's IVR hands the caller (still on the line) over again.
+        await flow.enqueue(call_id, line, "operator", "tr", False, ("", "05329876543"))
+        await desk.until("callback_resumed")
+        await desk.fake.wait_for(lambda: line not in desk.fake.channels)  # let go, as they were told
+        assert flow.live_calls == 1 and list(flow.router.waiting) == [call_id]
+        async with desk.store.session() as session:
+            [row] = (await session.exec(select(Callback))).all()
+        assert (row.id, row.status) == (row_id, "waiting")
+        await flow.close(tidy=False)
+    await runner
+
+
+async def test_a_called_back_caller_whose_bridge_fails_is_put_back_and_connected_next(desk: Desk) -> None:
+    await desk.flow.desk.pause("a1", "meal")
+    origin, _, row_id = await a_stored_call_back(desk, "waiting")
+    await desk.calls.close(origin, CallOutcome.callback)
+    await desk.client.close()
+    async with running_flow(desk.fake, desk.store, desk.calls, desk.timers, DIALLING) as (_, flow):
+        desk.fake.fail("POST", "/bridges", 500, "no bridge today")
+        await flow.desk.resume("a1")  # the agent takes the call back; the caller answers
+        await desk.until("callback_connected")
+        await desk.count("agent_connected", 1)
+        async with desk.store.session() as session:
+            row = await session.get(Callback, row_id)
+        assert row is not None and row.outbound_call_id
+        # The new call (the answered line) failed to bridge once, went back to the queue with
+        # music, and was offered and connected again: never left in silence.
+        kinds = [e.kind for e in desk.timeline if e.call_id == row.outbound_call_id]
+        assert kinds.index("step_failed") < kinds.index("step_recovered") < kinds.index("agent_connected")
+        [line] = [c for c in desk.fake.channels if c.startswith("hotline-callback-")]
+        [mixing] = [b for b in desk.fake.bridges.values() if b["bridge_type"] == "mixing"]
+        assert line in mixing["channels"] and len(mixing["channels"]) == 2
