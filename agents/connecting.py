@@ -49,7 +49,10 @@ class Connecting:
             waited = ctx.clock.now() - caller.since
             before = ctx.holdtime.get(caller.queue)
             ctx.holdtime[caller.queue] = waited if before is None else (3 * before + waited) / 4
-            await ctx.calls.record(caller.call_id, CallEventKind.agent_connected, agent=leg.agent_id)
+            # Who took the call is what a ticket is built from: committed now, not behind.
+            await ctx.calls.record(
+                caller.call_id, CallEventKind.agent_connected, durable=True, agent=leg.agent_id
+            )
             log.info("agent_connected", call_id=caller.call_id, agent_id=leg.agent_id)
             ctx.tell_agent("connected", caller, leg.agent_id)
             ctx.queue_changed(caller.queue)

@@ -30,7 +30,7 @@ class Desk:
             except PresenceError as exc:
                 raise CommandError(str(exc)) from None
             ctx.presence.unreachable_unless_online(agent_id)
-            await ctx.presence.save()
+            await ctx.presence.save(durable=True)
             await ctx.offering.offer()
 
     async def logout(self, agent_id: str) -> None:
@@ -41,7 +41,7 @@ class Desk:
             if ctx.router.agents[agent_id].presence is Presence.offline:
                 raise CommandError(f"agent {agent_id} is not logged in")
             ctx.router.logout(agent_id, ctx.clock.now())
-            await ctx.presence.save(also=[agent_id])
+            await ctx.presence.save(also=[agent_id], durable=True)
 
     async def pause(self, agent_id: str, reason: str) -> None:
         """Pause now, or when the call in progress (and its wrap-up) is over."""
@@ -53,7 +53,7 @@ class Desk:
             if ctx.router.agents[agent_id].presence is Presence.offline:
                 raise CommandError(f"agent {agent_id} is not logged in")
             ctx.router.pause(agent_id, reason, ctx.clock.now())
-            await ctx.presence.save(also=[agent_id])
+            await ctx.presence.save(also=[agent_id], durable=True)
 
     async def resume(self, agent_id: str) -> None:
         self._known(agent_id)
@@ -64,7 +64,7 @@ class Desk:
             except PresenceError as exc:
                 raise CommandError(str(exc)) from None
             ctx.presence.unreachable_unless_online(agent_id)
-            await ctx.presence.save()
+            await ctx.presence.save(durable=True)
             await ctx.offering.offer()
 
     async def end_wrap_up(self, agent_id: str) -> None:

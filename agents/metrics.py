@@ -126,6 +126,7 @@ async def load(store: Store, since: datetime, until: datetime) -> History:
     and agent events from ``since`` on, with each agent's latest earlier one (their state at
     ``since``) and those up to the end of the wrap-ups that followed the calls."""
     _check_window(since, until, QUARTER)
+    await store.behind.flush()  # the newest timeline and presence rows are written behind
     in_window = and_(
         col(Call.started_at) < until, or_(col(Call.ended_at).is_(None), col(Call.ended_at) >= since)
     )

@@ -1,9 +1,8 @@
 """Agents' presence kept across restarts, and their phones followed as they register and drop.
 
 Every transition the router makes is stored (``agent_event``, the history reports read) together
-with each agent's present state and pending request (``agent_state``, what a restart restores). A
-transition is forgotten in memory only once its commit succeeded, so a failed commit loses nothing:
-the next save carries it.
+with each agent's present state and pending request (``agent_state``, what a restart restores),
+written behind the calls (``Store.behind``), which keeps and retries a batch whose commit failed.
 """
 
 from __future__ import annotations
@@ -91,39 +90,37 @@ class PresenceBook:
         if self.ctx.phones.get(agent_id) != "online":
             self.ctx.router.device_unreachable(agent_id, self.ctx.clock.now())
 
-    async def save(self, also: Iterable[str] = ()) -> None:
+    async def save(self, also: Iterable[str] = (), durable: bool = False) -> None:
         """Store the router's new transitions and the present state of the agents they (and
-        ``also``: a pending request changes no presence) concern, then tell the desktops."""
-        router = self.ctx.router
+        ``also``: a pending request changes no presence) concern, and tell the desktops. Written
+        behind (``Store.behind``), which keeps a batch whose commit failed and tries it again;
+        ``durable`` commits before returning (what a person asked for must survive a crash)."""
+        ctx, router = self.ctx, self.ctx.router
         fresh = list(router.transitions)
         touched = {t.agent_id for t in fresh} | set(also)
         if not touched:
             return
-        async with self.ctx.store.session() as session:
-            for t in fresh:
-                session.add(
-                    AgentEvent(
-                        agent_id=t.agent_id,
-                        before=t.before,
-                        after=t.after,
-                        reason=t.reason,
-                        call_id=t.call_id,
-                    )
+        behind = ctx.store.behind
+        for t in fresh:
+            behind.add(
+                AgentEvent(
+                    agent_id=t.agent_id, before=t.before, after=t.after, reason=t.reason, call_id=t.call_id
                 )
-            for agent_id in touched:
-                agent = router.agents[agent_id]
-                await session.merge(
-                    AgentState(
-                        agent_id=agent_id,
-                        presence=agent.presence.value,
-                        reason=agent.reason,
-                        pending=agent.pending.value if agent.pending else None,
-                        pending_reason=agent.pending_reason,
-                        call_id=agent.call_id,
-                        updated_at=self.ctx.clock.utcnow(),
-                    )
-                )
-            await session.commit()
+            )
+        for agent_id in touched:
+            agent = router.agents[agent_id]
+            state = AgentState(
+                agent_id=agent_id,
+                presence=agent.presence.value,
+                reason=agent.reason,
+                pending=agent.pending.value if agent.pending else None,
+                pending_reason=agent.pending_reason,
+                call_id=agent.call_id,
+                updated_at=ctx.clock.utcnow(),
+            )
+            behind.add(state, merge=True)
         router.saved(len(fresh))
         for t in fresh:
-            self.ctx.notices.publish(PresenceNotice(t.agent_id, t.after, t.reason), t.agent_id)
+            ctx.notices.publish(PresenceNotice(t.agent_id, t.after, t.reason), t.agent_id)
+        if durable:
+            await behind.flush()

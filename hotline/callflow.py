@@ -20,6 +20,7 @@ import contextlib
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -127,7 +128,7 @@ class Guard:
         except Exception:  # nothing more we can do from here; Asterisk still holds the caller
             log.exception("call_fallback_failed", step=name, call_id=call_id)
 
-    async def _note(self, call_id: str | None, kind: CallEventKind, **data: object) -> None:
+    async def _note(self, call_id: str | None, kind: CallEventKind, **data: Any) -> None:
         if call_id is None:
             return
         try:

@@ -1,7 +1,9 @@
 """The call log: one ``Call`` row per call from StasisStart to hang-up, and its event timeline.
 
-Every write is its own short transaction, committed before the call moves on, so a crash of our
-process loses nothing that already happened to the caller.
+A call's existence, outcome and routing are committed before the call moves on. The timeline
+entries between them are written behind (``Store.behind``: one transaction per batch, at most
+50 ms later), so a kill -9 loses at most that last moment of the timeline, never the call. Reads
+flush what waits first.
 """
 
 from __future__ import annotations
@@ -35,28 +37,38 @@ class CallLog:
             for listener in list(self._listeners):
                 listener(event)
 
-    async def open(self, channel_id: str, **fields: Any) -> tuple[Call, bool]:
-        """Return the open call on this channel, creating it if new. The flag is True when created."""
+    async def open(self, channel_id: str, *, answered: bool = False, **fields: Any) -> tuple[Call, bool]:
+        """Return the open call on this channel, creating it if new. The flag is True when created.
+        ``answered``: Asterisk answered it already (in the dialplan), noted in the same transaction."""
         async with self._store.session() as session:
             found = (await session.exec(select(Call).where(Call.channel_id == channel_id))).first()
             if found is not None:
                 return found, False
-            call = Call(channel_id=channel_id, started_at=self._clock(), **fields)
-            event = CallEvent(
-                call_id=call.id, at=call.started_at, kind=CallEventKind.stasis_start, data=fields
+            now = self._clock()
+            call = Call(
+                channel_id=channel_id, started_at=now, answered_at=now if answered else None, **fields
             )
+            events = [CallEvent(call_id=call.id, at=now, kind=CallEventKind.stasis_start, data=fields)]
+            if answered:
+                events.append(CallEvent(call_id=call.id, at=now, kind=CallEventKind.answered, data={}))
             session.add(call)
-            session.add(event)
+            session.add_all(events)
             await session.commit()
-        self._published(event)
+        self._published(*events)
         return call, True
 
-    async def record(self, call_id: str, kind: CallEventKind, **data: Any) -> None:
+    async def record(self, call_id: str, kind: CallEventKind, *, durable: bool = False, **data: Any) -> None:
+        """Add a timeline entry, written behind; listeners hear of it once it is committed.
+        ``durable``: committed before returning (with what waits), for the milestones a ticket is
+        built from, such as who took the call."""
         event = CallEvent(call_id=call_id, at=self._clock(), kind=kind, data=data)
-        async with self._store.session() as session:
-            session.add(event)
-            await session.commit()
-        self._published(event)
+        self._store.behind.add(event, lambda: self._published(event))
+        if durable:
+            await self._store.behind.flush()
+
+    async def flush(self) -> None:
+        """Commit every timeline entry that is still waiting."""
+        await self._store.behind.flush()
 
     async def answered(self, call_id: str) -> None:
         await self._update(call_id, CallEventKind.answered, {}, answered_at=self._clock())
@@ -107,34 +119,37 @@ class CallLog:
 
     async def close(self, call_id: str, outcome: CallOutcome, hangup_cause: int | None = None) -> None:
         """Mark the call ended (once: a second close keeps the first outcome)."""
-        async with self._store.session() as session:
+        event: CallEvent | None = None
+        async with self._store.behind.joined() as session:
             call = await session.get(Call, call_id)
-            if call is None or call.ended_at is not None:
-                return
-            call.ended_at = self._clock()
-            call.outcome = outcome.value
-            call.hangup_cause = hangup_cause
-            event = CallEvent(
-                call_id=call_id,
-                at=call.ended_at,
-                kind=CallEventKind.ended,
-                data={"outcome": outcome.value, "hangup_cause": hangup_cause},
-            )
-            session.add(call)
-            session.add(event)
-            await session.commit()
-        self._published(event)
+            if call is not None and call.ended_at is None:
+                call.ended_at = self._clock()
+                call.outcome = outcome.value
+                call.hangup_cause = hangup_cause
+                event = CallEvent(
+                    call_id=call_id,
+                    at=call.ended_at,
+                    kind=CallEventKind.ended,
+                    data={"outcome": outcome.value, "hangup_cause": hangup_cause},
+                )
+                session.add(call)
+                session.add(event)
+        if event is not None:
+            self._published(event)
 
     async def open_calls(self) -> list[Call]:
+        await self.flush()
         async with self._store.session() as session:
             rows = await session.exec(select(Call).where(col(Call.ended_at).is_(None)))
             return list(rows.all())
 
     async def get(self, call_id: str) -> Call | None:
+        await self.flush()
         async with self._store.session() as session:
             return await session.get(Call, call_id)
 
     async def events(self, call_id: str) -> list[CallEvent]:
+        await self.flush()
         async with self._store.session() as session:
             rows = await session.exec(
                 select(CallEvent).where(CallEvent.call_id == call_id).order_by(col(CallEvent.id))
@@ -142,14 +157,14 @@ class CallLog:
             return list(rows.all())
 
     async def _update(self, call_id: str, kind: CallEventKind, data: dict[str, Any], **fields: Any) -> None:
-        async with self._store.session() as session:
+        event: CallEvent | None = None
+        async with self._store.behind.joined() as session:
             call = await session.get(Call, call_id)
-            if call is None:
-                return
-            for name, value in fields.items():
-                setattr(call, name, value)
-            event = CallEvent(call_id=call_id, at=self._clock(), kind=kind, data=data)
-            session.add(call)
-            session.add(event)
-            await session.commit()
-        self._published(event)
+            if call is not None:
+                for name, value in fields.items():
+                    setattr(call, name, value)
+                event = CallEvent(call_id=call_id, at=self._clock(), kind=kind, data=data)
+                session.add(call)
+                session.add(event)
+        if event is not None:
+            self._published(event)

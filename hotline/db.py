@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+log = structlog.get_logger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -68,6 +72,7 @@ class Store:
         self.url = url
         self.engine = make_engine(url, echo)
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        self.behind = WriteBehind(self)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -91,7 +96,10 @@ class Store:
         return current
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        try:
+            await self.behind.close()
+        finally:
+            await self.engine.dispose()
 
 
 def alembic_config(url: str) -> Config:
@@ -113,3 +121,132 @@ def downgrade(url: str, revision: str) -> None:
 
 async def upgrade_async(url: str, revision: str = "head") -> None:
     await asyncio.to_thread(upgrade, url, revision)
+
+
+Pending = tuple[SQLModel, bool, Callable[[], None] | None]  # row, merge (upsert), on commit
+
+
+class WriteBehind:
+    """Rows that may trail the moment by a little (a call's timeline, agents' presence history),
+    written in groups: one transaction per batch, committed at most ``window`` seconds after its
+    first row was added. The call flow never waits for these commits.
+
+    A kill -9 loses at most the rows of the last ``window``; never a call's existence or outcome,
+    nor where it was routed: their owners write those at once (``CallLog.open``, ``close`` and
+    the routing updates), taking what waits here into the same transaction first so that rows
+    reach the disk in the order they happened. A batch whose commit fails is kept, in order, and
+    tried again after ``retry`` seconds: nothing is dropped while the database is away.
+    """
+
+    def __init__(self, store: Store, window: float = 0.05, retry: float = 1.0) -> None:
+        self._store = store
+        self.window, self.retry = window, retry
+        self._rows: list[Pending] = []
+        self._timer: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._rows)
+
+    def add(self, row: SQLModel, on_commit: Callable[[], None] | None = None, *, merge: bool = False) -> None:
+        """Write ``row`` with the next batch (``merge``: insert or update by primary key);
+        ``on_commit`` runs once it is committed."""
+        self._rows.append((row, merge, on_commit))
+        if self._timer is None:
+            self._timer = asyncio.ensure_future(self._flush_later(self.window))
+
+    async def _flush_later(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._timer = None
+        try:
+            await self.flush()
+        except Exception as exc:  # the database is away: keep the rows, try again later
+            log.warning("write_behind_failed", rows=len(self._rows), error=f"{exc.__class__.__name__}: {exc}")
+            if self._timer is None:
+                self._timer = asyncio.ensure_future(self._flush_later(self.retry))
+
+    async def flush(self) -> None:
+        """Commit every waiting row now (in one transaction). A row the database refuses for good
+        (an integrity error) is logged and dropped so that it cannot hold back the others."""
+        async with self._lock:
+            batch = self.take()
+            if not batch:
+                return
+            try:
+                await self._write(batch)
+            except sa.exc.IntegrityError:
+                batch = await self._one_by_one(batch)
+            except BaseException:
+                self.put_back(batch)
+                raise
+        self.committed(batch)
+
+    async def _write(self, batch: list[Pending]) -> None:
+        async with self._store.session() as session:
+            await self.fill(session, batch)
+            await session.commit()
+
+    async def _one_by_one(self, batch: list[Pending]) -> list[Pending]:
+        written: list[Pending] = []
+        for n, pending in enumerate(batch):
+            try:
+                await self._write([pending])
+            except sa.exc.IntegrityError as exc:
+                log.error("write_behind_row_refused", row=type(pending[0]).__name__, error=str(exc.orig))
+            except BaseException:
+                self.put_back(batch[n:])
+                self.committed(written)
+                raise
+            else:
+                written.append(pending)
+        return written
+
+    @asynccontextmanager
+    async def joined(self) -> AsyncIterator[AsyncSession]:
+        """A transaction of the caller's own that carries every waiting row first, committed when
+        the block ends (for what must be written at once, in order after what came before)."""
+        async with self._lock:
+            batch = self.take()
+            try:
+                async with self._store.session() as session:
+                    await self.fill(session, batch)
+                    yield session
+                    await session.commit()
+            except BaseException:
+                self.put_back(batch)
+                raise
+        self.committed(batch)
+
+    def take(self) -> list[Pending]:
+        """The waiting rows, for an owner to write in its own transaction (``fill``); after its
+        commit it calls ``committed``, after a failure ``put_back``."""
+        batch, self._rows = self._rows, []
+        return batch
+
+    @staticmethod
+    async def fill(session: AsyncSession, batch: list[Pending]) -> None:
+        for row, merge, _ in batch:
+            if merge:
+                await session.merge(row)
+            else:
+                session.add(row)
+
+    def put_back(self, batch: list[Pending]) -> None:
+        self._rows[:0] = batch
+        if batch and self._timer is None:
+            self._timer = asyncio.ensure_future(self._flush_later(self.retry))
+
+    @staticmethod
+    def committed(batch: list[Pending]) -> None:
+        for _, _, on_commit in batch:
+            if on_commit is not None:
+                on_commit()
+
+    async def close(self) -> None:
+        """Write what waits (the process is stopping)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._rows:
+            await self.flush()

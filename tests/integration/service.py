@@ -32,6 +32,12 @@ class Service:
 
         return await asyncio.wait_for(read(), timeout)
 
+    async def stop(self) -> int:
+        """SIGTERM, as an operator stops it: it writes what it holds and exits; its exit code."""
+        if self.process.returncode is None:
+            self.process.terminate()
+        return await self.process.wait()
+
     async def kill(self) -> None:
         if self.process.returncode is None:
             self.process.kill()

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlmodel import select
 
 from hotline import db
 from hotline.calls import CallLog
-from hotline.models import CallOutcome
+from hotline.models import CallEvent, CallEventKind, CallOutcome
 
 
 class FakeClock:
@@ -70,10 +71,17 @@ async def test_open_calls_lists_only_unfinished(store: db.Store) -> None:
     assert [c.id for c in await calls.open_calls()] == [second.id]
 
 
-async def test_events_need_an_existing_call(store: db.Store) -> None:
+async def test_events_need_an_existing_call_and_a_bad_one_holds_back_no_other(store: db.Store) -> None:
     calls = CallLog(store)
-    with pytest.raises(sa.exc.IntegrityError):
-        await calls.record("no-such-call", "stasis_start")
+    call, _ = await calls.open("chan-9")
+    await calls.record("no-such-call", CallEventKind.dtmf, digit="1")
+    await calls.record(call.id, CallEventKind.dtmf, digit="2")
+    await calls.flush()
+    assert store.behind.waiting == 0
+    assert [(e.kind, e.data) for e in await calls.events(call.id)][-1] == ("dtmf", {"digit": "2"})
+    async with store.session() as session:
+        orphans = (await session.exec(select(CallEvent).where(CallEvent.call_id == "no-such-call"))).all()
+    assert orphans == []
 
 
 async def test_downgrade_removes_the_tables(database_url: str) -> None:

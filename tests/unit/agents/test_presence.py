@@ -14,7 +14,7 @@ from agents.service import Presence
 from tests.unit.agents.harness import Desk
 
 
-async def test_a_transition_whose_commit_failed_is_stored_with_the_next_one(
+async def test_a_transition_whose_commit_failed_is_stored_with_the_next_batch(
     desk: Desk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = desk.store.session
@@ -28,11 +28,13 @@ async def test_a_transition_whose_commit_failed_is_stored_with_the_next_one(
             yield session
 
     monkeypatch.setattr(desk.store, "session", flaky)
-    with pytest.raises(ConnectionError):
+    with pytest.raises(ConnectionError):  # asked for, but it cannot be made durable now ...
         await desk.flow.desk.pause("a1", "meal")
     assert desk.flow.router.agents["a1"].presence is Presence.paused
+    assert desk.store.behind.waiting  # ... and is kept for the next try
     down = False
     await desk.flow.desk.resume("a1")
+    await desk.store.behind.flush()
     async with real() as session:
         events = (
             await session.exec(
@@ -42,4 +44,4 @@ async def test_a_transition_whose_commit_failed_is_stored_with_the_next_one(
         state = await session.get(AgentState, "a1")
     assert [(e.after, e.reason) for e in events][-2:] == [("paused", "meal"), ("available", "resume")]
     assert state is not None and state.presence == "available"
-    assert desk.flow.router.transitions == []
+    assert desk.flow.router.transitions == [] and desk.store.behind.waiting == 0

@@ -64,7 +64,9 @@ async def test_pause_during_a_call_waits_for_its_end_and_survives_a_restart(desk
         await desk.timers.expire(60.0)
         paused = await presence(stream, "a1", Presence.paused)
     assert paused["reason"] == "meal"
-    # A new process on the same database: the agent is still on their meal break, not available.
+    # The process stops (what it wrote behind is flushed) and a new one starts on the same
+    # database: the agent is still on their meal break, not available.
+    await desk.store.behind.flush()
     again = new_flow(desk)
     await again.start()
     agent = again.router.agents["a1"]

@@ -87,6 +87,7 @@ async def test_a_direct_line_to_a_closed_queue_takes_a_voicemail(office_harness:
     harness, fake = office_harness, office_harness.fake
     await fake.start_call("d5", args=["queue", "complaints"])
     await fake.wait_for(lambda: bool(fake.live_recordings))
+    await harness.calls.flush()  # the timeline is written behind the call
     assert harness.prompts() == [["closed/tr"]]
     assert harness.handoffs == []
     call_id = harness.timeline[0].call_id

@@ -278,6 +278,7 @@ async def test_a_closed_queue_takes_a_voicemail(office_harness: Harness) -> None
     await key_timer_running(harness)
     await fake.send_dtmf("c8", "16")  # Turkish, complaints: closed on Sunday
     await fake.wait_for(lambda: bool(fake.live_recordings))
+    await harness.calls.flush()  # the timeline is written behind the call
     assert harness.prompts()[-1] == ["closed/tr"]
     call_id = harness.timeline[0].call_id
     [record] = fake.requests_to("POST", "/ari/channels/c8/record")
