@@ -188,8 +188,10 @@ class IvrFlow:
     # -- the call ----------------------------------------------------------------------------
 
     async def _start(self, channel: Channel) -> None:
+        up = channel.state == "Up"  # answered in the dialplan, before Stasis()
         call, created = await self._calls.open(
             channel.id,
+            answered=up,
             caller_number=channel.caller.number,
             caller_name=channel.caller.name,
             extension=channel.dialplan.exten,
@@ -200,8 +202,9 @@ class IvrFlow:
         with structlog.contextvars.bound_contextvars(call_id=call.id):
             log.info("call_started", channel_id=channel.id, caller=channel.caller.number, new=created)
             async with live.lock:
-                await self._ari.channels.answer(channel.id)
-                await self._calls.answered(call.id)
+                if not up:
+                    await self._ari.channels.answer(channel.id)
+                    await self._calls.answered(call.id)
                 await self._note_repeat_caller(live, channel.caller.number)
                 await self._run(live, live.session.start())
 
@@ -211,8 +214,10 @@ class IvrFlow:
         language = self._config.languages[0]
         urgent = queue == self._ivr.menu.emergency_queue
         routed = {"queue": queue, "category": self._queues.category(queue)} if known else {}
+        up = channel.state == "Up"  # answered in the dialplan, before Stasis()
         call, _ = await self._calls.open(
             channel.id,
+            answered=up,
             caller_number=channel.caller.number,
             caller_name=channel.caller.name,
             extension=channel.dialplan.exten,
@@ -227,8 +232,9 @@ class IvrFlow:
         with structlog.contextvars.bound_contextvars(call_id=call.id):
             log.info("call_started", channel_id=channel.id, caller=channel.caller.number, direct=queue)
             async with live.lock:
-                await self._ari.channels.answer(channel.id)
-                await self._calls.answered(call.id)
+                if not up:
+                    await self._ari.channels.answer(channel.id)
+                    await self._calls.answered(call.id)
                 await self._calls.record(call.id, CallEventKind.direct, queue=queue, known=known)
                 if not known:  # a dialplan out of step with queues.toml: a person still answers
                     log.error("direct_queue_unknown", queue=queue)

@@ -57,6 +57,7 @@ def test_direct_lines_are_rendered_into_the_dialplan(tmp_path: Path) -> None:
     dialplan = (render(settings, tmp_path) / "extensions.conf").read_text()
     assert (
         "exten => 1830,1,NoOp(Alo Hotline direct line to operator from ${CALLERID(all)})\n"
+        " same => n,Answer(,i)\n"
         " same => n,Stasis(hotline,queue,operator)\n"
         ' same => n,GotoIf($["${STASISSTATUS}" = "FAILED"]?183,fallback)\n'
         " same => n,Hangup()\n"
