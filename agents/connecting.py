@@ -49,11 +49,16 @@ class Connecting:
             waited = ctx.clock.now() - caller.since
             before = ctx.holdtime.get(caller.queue)
             ctx.holdtime[caller.queue] = waited if before is None else (3 * before + waited) / 4
-            # Who took the call is what a ticket is built from: committed now, not behind.
+            # Who took the call is what a ticket is built from: committed at once (not within the
+            # batch window), and logged once it is, without holding the flow up for the commit.
+            call_id, agent_id = caller.call_id, leg.agent_id
             await ctx.calls.record(
-                caller.call_id, CallEventKind.agent_connected, durable=True, agent=leg.agent_id
+                call_id,
+                CallEventKind.agent_connected,
+                soon=True,
+                on_commit=lambda: log.info("agent_connected", call_id=call_id, agent_id=agent_id),
+                agent=agent_id,
             )
-            log.info("agent_connected", call_id=caller.call_id, agent_id=leg.agent_id)
             ctx.tell_agent("connected", caller, leg.agent_id)
             ctx.queue_changed(caller.queue)
 

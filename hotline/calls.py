@@ -57,14 +57,26 @@ class CallLog:
         self._published(*events)
         return call, True
 
-    async def record(self, call_id: str, kind: CallEventKind, *, durable: bool = False, **data: Any) -> None:
+    async def record(
+        self,
+        call_id: str,
+        kind: CallEventKind,
+        *,
+        soon: bool = False,
+        on_commit: Callable[[], None] | None = None,
+        **data: Any,
+    ) -> None:
         """Add a timeline entry, written behind; listeners hear of it once it is committed.
-        ``durable``: committed before returning (with what waits), for the milestones a ticket is
-        built from, such as who took the call."""
+        ``soon``: committed right away rather than within the batch window, for the milestones a
+        ticket is built from (who took the call); ``on_commit`` runs after the listeners."""
         event = CallEvent(call_id=call_id, at=self._clock(), kind=kind, data=data)
-        self._store.behind.add(event, lambda: self._published(event))
-        if durable:
-            await self._store.behind.flush()
+
+        def committed() -> None:
+            self._published(event)
+            if on_commit is not None:
+                on_commit()
+
+        self._store.behind.add(event, committed, soon=soon)
 
     async def flush(self) -> None:
         """Commit every timeline entry that is still waiting."""
