@@ -43,9 +43,17 @@ class Offering:
                 break
         await ctx.presence.save()
 
-    def _shown(self, caller: Caller) -> str:
-        """What the agent's phone shows: the queue, then the caller."""
-        return f"{self.ctx.label(caller.queue)}: {caller.caller_name or caller.caller_number}"[:60]
+    def _identity(self, caller: Caller) -> dict[str, str]:
+        """What the agent's phone shows: the queue, then the caller. PJSIP puts the connected line
+        in the INVITE's From, so it is set with the caller id when the channel is created."""
+        shown = f"{self.ctx.label(caller.queue)}: {caller.caller_name or caller.caller_number}"[:60]
+        number = caller.caller_number
+        return {
+            "CALLERID(name)": shown,
+            "CALLERID(num)": number,
+            "CONNECTEDLINE(name)": shown,
+            "CONNECTEDLINE(num)": number,
+        }
 
     async def _ring(self, caller: Caller, offer: Offer) -> None:
         """Create the agents' channels; each is dialled once it has entered our app (StasisStart)."""
@@ -61,7 +69,7 @@ class Offering:
                     f"PJSIP/agent-{agent_id}",
                     channel_id=channel_id,
                     app_args=["agent", offer.call_id],
-                    variables={"CALLERID(name)": self._shown(caller), "CALLERID(num)": caller.caller_number},
+                    variables=self._identity(caller),
                 )
             except AriError as exc:
                 del ctx.live.agent_legs[channel_id]
@@ -78,10 +86,7 @@ class Offering:
             return
         leg.dialled = True
         try:
-            # PJSIP puts the connected line in the INVITE's From: that is what the phone shows.
-            await ctx.ari.channels.set_variable(leg.channel_id, "CONNECTEDLINE(name)", self._shown(caller))
-            await ctx.ari.channels.set_variable(leg.channel_id, "CONNECTEDLINE(num)", caller.caller_number)
-            # No ``caller=``: Asterisk would copy the caller's identity over the line set above.
+            # No ``caller=``: Asterisk would copy the caller's identity over the line set at creation.
             await ctx.ari.channels.dial(leg.channel_id, timeout=int(leg.timeout))
         except AriError as exc:
             log.warning("agent_dial_failed", agent_id=leg.agent_id, error=str(exc))
