@@ -205,8 +205,8 @@ class IvrFlow:
                 if not up:
                     await self._ari.channels.answer(channel.id)
                     await self._calls.answered(call.id)
+                await self._run(live, live.session.start())  # the welcome first, the look-up after
                 await self._note_repeat_caller(live, channel.caller.number)
-                await self._run(live, live.session.start())
 
     async def _start_direct(self, channel: Channel, queue: str) -> None:
         """A direct line: no menu, straight into ``queue`` (the fallback if no such queue exists)."""
@@ -241,12 +241,14 @@ class IvrFlow:
                     live.outcome = CallOutcome.failed
                     await self.fallback(channel.id)
                     return
-                await self._note_repeat_caller(live, channel.caller.number)
                 if urgent:
                     await self._calls.mark_urgent(call.id, "direct")
                 if urgent or self._queues.is_open(queue, self._clock.utcnow()):
                     await self._to_queue(live, queue, language, urgent)
+                    # Noted for the desktop once the caller is queued: a look-up must not delay them.
+                    await self._note_repeat_caller(live, channel.caller.number)
                     return
+                await self._note_repeat_caller(live, channel.caller.number)
                 # Closed: the same message and voicemail as after the menus.
                 live.phase = "closed"
                 if self._ivr.menu.closed:
