@@ -22,31 +22,59 @@ class Admission:
     def __init__(self, ctx: QueueContext) -> None:
         self.ctx = ctx
 
-    async def enqueue(self, caller: Caller) -> None:
-        """A caller the IVR is done with joins their queue; from now on this flow owns the channel."""
+    async def admit(self, caller: Caller) -> bool:
+        """Under the lock: a caller the IVR hands over. True for a new caller, now registered with
+        the queue they will join (``hold`` and ``join`` follow); False when there is nothing more
+        to do (a caller known already, handed over again)."""
         ctx = self.ctx
         known = ctx.live.caller(caller.call_id)
         if known is not None and known.callback_id and not known.channel_id:
             # A previous run stored their call back and died before letting them go.
             await ctx.call_backs.resume_confirmation(known, caller.channel_id)
-            return
+            return False
         if known is not None:  # handed over again after the event socket came back
             if known.call_id not in ctx.router.waiting and not known.bridge_id and not known.outbound_channel:
                 await self.put_back(known)  # stranded by a step that failed: back in their place
                 await ctx.offering.offer()
-            return
+            return False
         caller.since = caller.announced_at = ctx.clock.now()
+        target = self.with_room(caller.queue, caller.urgent)
+        if target != caller.queue:
+            await ctx.calls.record(
+                caller.call_id, CallEventKind.queue_full, queue=caller.queue, overflow=target
+            )
+            log.info("queue_full", call_id=caller.call_id, queue=caller.queue, overflow=target)
+            caller.queue = target
         ctx.live.add(caller)
+        return True
+
+    async def hold(self, caller: Caller) -> Exception | None:
+        """Outside the lock: the new caller into their queue's holding bridge, with music. Nothing
+        else can act on them meanwhile (the router does not know them yet), and a burst of
+        arrivals no longer keeps agents who answer waiting for the lock. Returns what failed."""
+        try:
+            await self.ctx.ari.bridges.add_channel(await self.holding_bridge(caller.queue), caller.channel_id)
+        except NotFound as exc:  # the caller has gone: their StasisEnd is on its way
+            return exc
+        except AriError as exc:  # already there: a caller handed over again after a restart ...
+            log.info("caller_already_waiting", call_id=caller.call_id, error=str(exc))
+            caller.since = await self._first_queued(caller.call_id)  # ... who keeps their place
+        except Exception as exc:
+            return exc
+        caller.in_holding = True
+        return None
+
+    async def join(self, caller: Caller, held: Exception | None) -> None:
+        """Under the lock: the held caller joins the router's waiting calls and is offered."""
+        ctx = self.ctx
+        if ctx.live.caller(caller.call_id) is not caller:
+            return  # hung up while being put on hold: already closed
         async with ctx.guard.step(
             "enqueue", caller.call_id, caller.channel_id, fallback=lambda: self.to_fallback(caller)
         ):
-            target = self.with_room(caller.queue, caller.urgent)
-            if target != caller.queue:
-                await ctx.calls.record(
-                    caller.call_id, CallEventKind.queue_full, queue=caller.queue, overflow=target
-                )
-                log.info("queue_full", call_id=caller.call_id, queue=caller.queue, overflow=target)
-            await self.wait_in(caller, target)
+            if held is not None:
+                raise held
+            await self._waiting(caller)
             await ctx.offering.offer()
 
     def with_room(self, queue: str, urgent: bool) -> str:
@@ -69,19 +97,21 @@ class Admission:
         caller.queue = queue
         caller.announced_at = ctx.clock.now()
         bridge = await self.holding_bridge(queue)
-        try:
-            await ctx.ari.bridges.add_channel(bridge, caller.channel_id)
-        except AriError as exc:  # already there: a caller handed over again after a restart ...
-            log.info("caller_already_waiting", call_id=caller.call_id, error=str(exc))
-            caller.since = await self._first_queued(caller.call_id)  # ... who keeps their place
+        await ctx.ari.bridges.add_channel(bridge, caller.channel_id)
         caller.in_holding = True
+        await self._waiting(caller, only_agent)
+
+    async def _waiting(self, caller: Caller, only_agent: str | None = None) -> None:
+        ctx = self.ctx
         self.wait_quietly(caller, only_agent)
         position = ctx.router.position(caller.call_id, ctx.clock.now())
         await ctx.calls.record(
-            caller.call_id, CallEventKind.queued, queue=queue, position=position, urgent=caller.urgent
+            caller.call_id, CallEventKind.queued, queue=caller.queue, position=position, urgent=caller.urgent
         )
-        log.info("call_queued", call_id=caller.call_id, queue=queue, position=position, urgent=caller.urgent)
-        ctx.queue_changed(queue)
+        log.info(
+            "call_queued", call_id=caller.call_id, queue=caller.queue, position=position, urgent=caller.urgent
+        )
+        ctx.queue_changed(caller.queue)
 
     def wait_quietly(self, caller: Caller, only_agent: str | None = None) -> None:
         """Put the caller in the router's waiting calls (no bridge, no record: see ``wait_in``)."""

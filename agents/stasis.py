@@ -135,8 +135,13 @@ class QueueFlow:
         """A caller the IVR is done with joins ``queue``; from now on this flow owns the channel."""
         name, number = caller
         joining = Caller(call_id, channel_id, queue, name, number, language, urgent)
+        admission = self.ctx.admission
         async with self.ctx.lock:
-            await self.ctx.admission.enqueue(joining)
+            if not await admission.admit(joining):
+                return
+        held = await admission.hold(joining)  # outside the lock: see Admission.hold
+        async with self.ctx.lock:
+            await admission.join(joining, held)
 
     # -- events --------------------------------------------------------------------------------
 
