@@ -9,20 +9,19 @@ flush what waits first.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from sqlmodel import col, select
 
+from hotline.clock import SYSTEM, Clock
 from hotline.db import Store
-from hotline.models import Call, CallEvent, CallEventKind, CallOutcome, utcnow
+from hotline.models import Call, CallEvent, CallEventKind, CallOutcome
 
-Clock = Callable[[], datetime]
 Listener = Callable[[CallEvent], None]
 
 
 class CallLog:
-    def __init__(self, store: Store, clock: Clock = utcnow) -> None:
+    def __init__(self, store: Store, clock: Clock = SYSTEM) -> None:
         self._store = store
         self._clock = clock
         self._listeners: list[Listener] = []
@@ -44,7 +43,7 @@ class CallLog:
             found = (await session.exec(select(Call).where(Call.channel_id == channel_id))).first()
             if found is not None:
                 return found, False
-            now = self._clock()
+            now = self._clock.utcnow()
             call = Call(
                 channel_id=channel_id, started_at=now, answered_at=now if answered else None, **fields
             )
@@ -69,7 +68,7 @@ class CallLog:
         """Add a timeline entry, written behind; listeners hear of it once it is committed.
         ``soon``: committed right away rather than within the batch window, for the milestones a
         ticket is built from (who took the call); ``on_commit`` runs after the listeners."""
-        event = CallEvent(call_id=call_id, at=self._clock(), kind=kind, data=data)
+        event = CallEvent(call_id=call_id, at=self._clock.utcnow(), kind=kind, data=data)
 
         def committed() -> None:
             self._published(event)
@@ -83,7 +82,7 @@ class CallLog:
         await self._store.behind.flush()
 
     async def answered(self, call_id: str) -> None:
-        await self._update(call_id, CallEventKind.answered, {}, answered_at=self._clock())
+        await self._update(call_id, CallEventKind.answered, {}, answered_at=self._clock.utcnow())
 
     async def mark_urgent(self, call_id: str, reason: str) -> None:
         """Flag the call urgent (escalation acts on this); recorded the moment it is known."""
@@ -135,7 +134,7 @@ class CallLog:
         async with self._store.behind.joined() as session:
             call = await session.get(Call, call_id)
             if call is not None and call.ended_at is None:
-                call.ended_at = self._clock()
+                call.ended_at = self._clock.utcnow()
                 call.outcome = outcome.value
                 call.hangup_cause = hangup_cause
                 event = CallEvent(
@@ -175,7 +174,7 @@ class CallLog:
             if call is not None:
                 for name, value in fields.items():
                     setattr(call, name, value)
-                event = CallEvent(call_id=call_id, at=self._clock(), kind=kind, data=data)
+                event = CallEvent(call_id=call_id, at=self._clock.utcnow(), kind=kind, data=data)
                 session.add(call)
                 session.add(event)
         if event is not None:

@@ -12,6 +12,7 @@ from sqlmodel import select
 
 from hotline import db
 from hotline.calls import CallLog
+from hotline.clock import Clock
 from hotline.models import CallEvent, CallEventKind, CallOutcome
 
 
@@ -39,7 +40,7 @@ async def test_not_upgraded_database_is_refused(database_url: str) -> None:
 
 async def test_call_lifecycle_and_timeline(store: db.Store) -> None:
     clock = FakeClock()
-    calls = CallLog(store, clock)
+    calls = CallLog(store, Clock(wall=clock))
     call, created = await calls.open("chan-1", caller_number="05321234567", extension="183", language="tr")
     assert created
     again, created_again = await calls.open("chan-1", caller_number="ignored")
