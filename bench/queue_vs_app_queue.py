@@ -11,8 +11,8 @@ whose fixed contacts all point at one SIPp phone process that answers at once an
   same queue settings (leastrecent for our longest_idle, the same ring timeout and wrap-up,
   ringinuse=no, the agents as static members);
 * **hotline**: ``hotline run`` as a subprocess (as an operator runs it, SQLite, JSON logs at
-  info level) and 1830, its direct line into ``bench`` (``Stasis(hotline,queue,bench)``: answer
-  over ARI, then our router).
+  info level) and 1830, its direct line into ``bench`` (``Answer(,i)`` as well, then
+  ``Stasis(hotline,queue,bench)`` and our router).
 
 Each side is measured ``--runs`` times, alternating: hotline, app_queue, hotline, ... ``hotline
 run`` is started for each of its runs and stopped after it, so no ARI application of ours is
@@ -87,6 +87,7 @@ from ari import events as ev  # noqa: E402
 from hotline import asterisk, db, sipp  # noqa: E402
 from hotline.logging import configure_logging  # noqa: E402
 from hotline.settings import Settings, load_settings  # noqa: E402
+from tests.harness import sipp as phones  # noqa: E402
 
 HOTLINE_NUMBER, APP_QUEUE_NUMBER = "1830", "1839"
 WARM_UP = 5
@@ -274,84 +275,6 @@ Content-Length: 0
 """
 
 
-def talking_phone(voice: Path, talk_ms: int) -> str:
-    """SIPp UAS: an agent's phone that rings 1 ms, answers, streams ``voice`` in a loop and hangs up
-    after ``talk_ms`` unless the other side does first; a CANCEL while ringing gets 200 and 487."""
-    return f"""<?xml version="1.0" encoding="UTF-8"?>
-<scenario name="bench agent phone">
-  <recv request="INVITE" rrs="true">
-    <action>
-      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote_from"/>
-      <ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" assign_to="invite_cseq"/>
-    </action>
-  </recv>
-  <send><![CDATA[
-SIP/2.0 180 Ringing
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:agent@[local_ip]:[local_port]>
-Content-Length: 0
-
-]]></send>
-  <recv request="CANCEL" timeout="1" ontimeout="answer"/>
-  <send><![CDATA[
-{OK_TO_LAST}
-]]></send>
-  <send><![CDATA[
-SIP/2.0 487 Request Terminated
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-CSeq: [$invite_cseq] INVITE
-Content-Length: 0
-
-]]></send>
-  <recv request="ACK"/>
-  <nop><action><log message="cancelled"/></action></nop>
-  <nop next="end"/>
-  <label id="answer"/>
-  <send retrans="500"><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:agent@[local_ip]:[local_port]>
-Content-Type: application/sdp
-Content-Length: [len]
-
-{SDP}]]></send>
-  <recv request="ACK"/>
-  <nop><action><log message="answered"/></action></nop>
-  <nop><action><exec rtp_stream="{escape(str(voice))},-1,0"/></action></nop>
-  <recv request="BYE" timeout="{talk_ms}" ontimeout="our_bye"/>
-  <send><![CDATA[
-{OK_TO_LAST}
-]]></send>
-  <nop next="end"/>
-  <label id="our_bye"/>
-  <send retrans="500"><![CDATA[
-BYE [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:agent@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
-To: [$remote_from]
-Call-ID: [call_id]
-CSeq: 1 BYE
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="200"/>
-  <label id="end"/>
-</scenario>
-"""
-
-
 async def crowd(
     settings: Settings, number: str, calls: int, hold: float, first: int, voice: Path
 ) -> sipp.SippResult:
@@ -374,7 +297,10 @@ async def agent_phones(port: int, talk: float, voice: Path) -> AsyncIterator[Non
     """One SIPp process answering for every agent (their contacts all point at ``port``)."""
     args = ["-aa", "-i", "127.0.0.1", "-p", str(port), "-m", "1000000",
             "-mi", "127.0.0.1", "-mp", str(sipp.free_port(even=True))]  # fmt: skip
-    task = asyncio.create_task(sipp.run_sipp(talking_phone(voice, int(talk * 1000)), args, timeout=24 * 3600))
+    # The test harness's desk phone: rings 1 ms, answers, streams ``voice`` in a loop and hangs up
+    # after ``talk`` unless the caller does first (a CANCEL while ringing gets 200 and 487).
+    scenario = phones.phone_scenario(ring_ms=1, talk_ms=int(talk * 1000), audio=voice)
+    task = asyncio.create_task(sipp.run_sipp(scenario, args, timeout=24 * 3600))
     try:
         await asyncio.sleep(0.5)
         if task.done():

@@ -76,3 +76,36 @@ async def test_a_called_back_caller_whose_bridge_fails_is_put_back_and_connected
         [line] = [c for c in desk.fake.channels if c.startswith("hotline-callback-")]
         [mixing] = [b for b in desk.fake.bridges.values() if b["bridge_type"] == "mixing"]
         assert line in mixing["channels"] and len(mixing["channels"]) == 2
+
+
+async def test_a_call_back_left_by_a_previous_run_keeps_its_place_and_is_dialled(desk: Desk) -> None:
+    # A caller asked for a call back 5 minutes ago; the process died while their number rang.
+    channel = desk.fake.make_channel(caller="05329876543")
+    call, _ = await desk.calls.open(channel["id"], caller_number="05329876543", queue="operator")
+    row = Callback(
+        call_id=call.id,
+        number="05329876543",
+        queue="operator",
+        language="tr",
+        waiting_since=utcnow() - timedelta(minutes=5),
+        status="dialling",
+        attempts=1,
+    )
+    async with desk.store.session() as session:
+        session.add(row)
+        await session.commit()
+    await desk.calls.close(call.id, CallOutcome.callback)
+    await desk.client.close()
+    dialling = QUEUES.model_copy(update={"callback_dial": "PJSIP/{number}@carrier"})
+    async with running_flow(desk.fake, desk.store, desk.calls, desk.timers, dialling) as (_, flow):
+        await desk.until("callback_connected")  # the agent (available) took it and the caller answered
+        [answered] = [
+            c["name"] for c in desk.fake.channels.values() if c["id"].startswith("hotline-callback-")
+        ]
+        assert answered.startswith("PJSIP/05329876543@carrier")
+        assert flow.desk.agent_state("a1")["call"]["callback"] is True
+    async with desk.store.session() as session:
+        stored = await session.get(Callback, row.id)
+    assert stored is not None and (stored.status, stored.attempts) == ("connected", 2)
+    back = await desk.calls.get(stored.outbound_call_id or "")
+    assert back is not None and back.extension == "callback" and back.caller_number == "05329876543"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+from agents.errors import CommandError
 from agents.service import Presence
-from tests.unit.agents.harness import Desk, answer
+from tests.unit.agents.harness import Desk, answer, presence
 
 
 async def test_a_bridge_that_cannot_be_made_puts_the_caller_back_in_place_and_frees_the_agent(
@@ -51,3 +54,21 @@ async def test_a_caller_we_keep_failing_to_connect_reaches_a_person_through_the_
     assert call is not None and call.outcome == "fallback"
     assert desk.flow.live_calls == 0 and call_id not in desk.flow.router.waiting
     assert desk.flow.router.agents["a1"].presence is Presence.available
+
+
+async def test_an_early_wrap_up_timer_never_cuts_a_later_wrap_up_short(desk: Desk) -> None:
+    async with desk.flow.notices.subscribe("a1") as stream:
+        await desk.queued_caller()
+        await desk.until("agent_connected")
+        await desk.fake.caller_hangup(desk.agent_channel())  # the agent hangs up: 60 s of wrap-up
+        await presence(stream, "a1", Presence.wrap_up)
+        await desk.flow.desk.end_wrap_up("a1")  # done early; the 60 s timer of that call is cancelled
+        await desk.queued_caller()
+        await desk.count("agent_connected", 2)
+        await desk.fake.caller_hangup(desk.agent_channel())
+        await presence(stream, "a1", Presence.wrap_up)
+        await desk.timers.expire(60.0)  # only the second call's timer is left to run
+        done = await presence(stream, "a1", Presence.available)
+    assert done["reason"] == "wrap_up_done"
+    with pytest.raises(CommandError):
+        await desk.flow.desk.end_wrap_up("a1")

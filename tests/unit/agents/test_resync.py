@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from agents.service import Presence
-from tests.unit.agents.harness import Desk, client_for, new_flow, presence
+from tests.unit.agents.harness import Desk, client_for, new_flow, presence, running_flow
 
 
 async def test_an_agent_in_a_conversation_at_a_crash_is_not_offered_the_waiting_caller(desk: Desk) -> None:
@@ -59,3 +59,34 @@ async def test_a_failed_phone_subscription_does_not_skip_the_resync(desk: Desk) 
         await desk.until("readopted_with_agent")
         await flow.close(tidy=False)
     await runner
+
+
+async def test_a_conversation_outlives_a_crash_and_its_end_still_starts_wrap_up(desk: Desk) -> None:
+    call_id = await desk.queued_caller()
+    await desk.until("agent_connected")
+    await desk.client.close()  # the process dies; Asterisk keeps caller and agent talking
+    async with running_flow(desk.fake, desk.store, desk.calls, desk.timers) as (_, flow):
+        await desk.until("readopted_with_agent")
+        agent = flow.router.agents["a1"]
+        assert (agent.presence, agent.call_id) == (Presence.on_call, call_id)
+        assert flow.desk.agent_state("a1")["call"] is not None
+        async with flow.notices.subscribe("a1") as stream:
+            await desk.fake.caller_hangup(desk.agent_channel())
+            await presence(stream, "a1", Presence.wrap_up)
+        await desk.until("ended")
+    call = await desk.calls.get(call_id)
+    assert call is not None and call.outcome == "completed"
+    assert desk.fake.channels == {}  # the caller was hung up with the agent
+
+
+async def test_offers_left_ringing_by_a_crash_are_hung_up_and_the_caller_keeps_waiting(desk: Desk) -> None:
+    desk.fake.auto_dial_answer = False
+    call_id = await desk.queued_caller()
+    await desk.until("offered")
+    orphan = desk.agent_channel()
+    await desk.client.close()
+    async with running_flow(desk.fake, desk.store, desk.calls, desk.timers) as (_, flow):
+        await desk.fake.wait_for(lambda: orphan not in desk.fake.channels)
+        assert flow.live_calls == 0  # the caller comes back through the IVR, not through here
+    call = await desk.calls.get(call_id)
+    assert call is not None and call.outcome is None
