@@ -129,6 +129,12 @@ async def upgrade_async(url: str, revision: str = "head") -> None:
 Pending = tuple[SQLModel, bool, Callable[[], None] | None]  # row, merge (upsert), on commit
 
 
+def row_values(row: SQLModel) -> dict[str, Any]:
+    """A row's column values for a Core INSERT (unset ones, such as an autoincrement id, left out)."""
+    columns = type(row).__table__.columns  # type: ignore[attr-defined]
+    return {c.name: value for c in columns if (value := getattr(row, c.name)) is not None}
+
+
 def _same_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """Rows grouped by the columns they set (one executemany needs the same keys in every row)."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -256,12 +262,12 @@ class WriteBehind:
         upserts: dict[type[SQLModel], dict[Any, dict[str, Any]]] = {}
         for row, merge, _ in batch:
             model = type(row)
-            values = {c.name: getattr(row, c.name) for c in model.__table__.columns}  # type: ignore[attr-defined]
             if merge:
+                values = {c.name: getattr(row, c.name) for c in model.__table__.columns}  # type: ignore[attr-defined]
                 key = tuple(values[c.name] for c in model.__table__.primary_key)  # type: ignore[attr-defined]
                 upserts.setdefault(model, {})[key] = values  # the last state of a row wins
             else:
-                inserts.setdefault(model, []).append({k: v for k, v in values.items() if v is not None})
+                inserts.setdefault(model, []).append(row_values(row))
         connection = await session.connection()  # Core statements, in the session's transaction
         for model, rows in inserts.items():
             for group in _same_keys(rows):
