@@ -19,7 +19,8 @@
 
 Modules: ``client`` (the supervisor: reconnect, resync, Connected/Disconnected), ``dispatch``
 (ordering and back-pressure), ``events`` and ``models`` (typed views, ``raw`` always kept),
-``rest`` (one method per operation; HTTP or REST over the event socket), ``errors``, and
+``rest`` (the transport: HTTP, or REST over the event socket), ``resources`` (one method per
+operation), ``errors``, and
 ``testing`` (a fake Asterisk for unit tests).
 """
 

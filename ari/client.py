@@ -45,7 +45,7 @@ from . import events as ev
 from .dispatch import Dispatcher, Handler
 from .errors import AriConnectionError, AriError
 from .models import Bridge, Channel
-from .rest import (
+from .resources import (
     Applications,
     AsteriskApi,
     Bridges,
@@ -54,9 +54,8 @@ from .rest import (
     Endpoints,
     Playbacks,
     Recordings,
-    RestTransport,
-    WebSocketRestTransport,
 )
+from .rest import RestTransport, WebSocketRestTransport
 
 log = structlog.get_logger(__name__)
 
