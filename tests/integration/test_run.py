@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from sqlmodel import col, select
 
-from agents.models import AgentEvent
+from agents.models import AgentEvent, AgentState
 from hotline import asterisk
 from hotline.calls import CallLog
 from hotline.db import Store
@@ -171,3 +171,63 @@ async def test_a_crash_while_the_caller_talks_to_an_agent_keeps_the_conversation
     # The second process knew the agent was on that call, and its end started their wrap-up.
     steps = [(p.after, p.reason) for p in presence]
     assert steps[steps.index(("on_call", "readopted")) + 1] == ("wrap_up", "call_ended")
+
+
+async def test_after_a_crash_a_waiting_caller_is_not_offered_to_the_agent_still_talking(
+    settings: Settings, services: list[Service], phone_port: int
+) -> None:
+    # Only 9001 is at work: the others (whose phones nobody answers here) are on a break, as a
+    # previous run left them.
+    store = Store(settings.database_url)
+    try:
+        async with store.session() as session:
+            for agent_id in ("9002", "9003", "9004", "9005", "9009"):
+                session.add(AgentState(agent_id=agent_id, presence="paused", reason="meal"))
+            await session.commit()
+    finally:
+        await store.close()
+    first = await start_service(settings, HOTLINE_WEB__PORT=str(sipp.free_port(kind=1)))
+    services.append(first)
+    await first.wait_for("hotline_ready")
+    # Agent 9001's phone hangs up each call after 10 s of talk; both callers use the direct line
+    # (no menus), so the second is waiting well before the first conversation ends.
+    async with sipp.phone(port=phone_port, calls=2, talk_ms=10_000) as desk:
+        talking = asyncio.create_task(sipp.call(settings, "1830", hold=60))
+        connected = await first.wait_for("agent_connected")
+        assert connected["agent_id"] == "9001"
+        waiting = asyncio.create_task(sipp.call(settings, "1830", hold=60))
+        queued = await first.wait_for("call_queued")
+
+        first.process.kill()  # kill -9 while 9001 talks and a second caller waits
+        await first.process.wait()
+
+        second = await start_service(settings, HOTLINE_WEB__PORT=str(sipp.free_port(kind=1)))
+        services.append(second)
+        readopted = await second.wait_for("call_readopted")
+        while "agent_id" not in readopted:  # the IVR takes back the waiting caller too
+            readopted = await second.wait_for("call_readopted")
+        assert readopted["call_id"] == connected["call_id"]
+        results = await asyncio.wait_for(asyncio.gather(talking, waiting), 90)
+        agent = await desk.result()
+    assert all(r.ok and r.hung_up_by == "remote" for r in results), [r.errors for r in results]
+    assert agent.ok and agent.log.count("answered") == 2 and "cancelled" not in agent.log, agent.log
+    assert await second.stop() == 0
+    store = Store(settings.database_url)
+    try:
+        log = CallLog(store)
+        first_call, second_call = await log.events(connected["call_id"]), await log.events(queued["call_id"])
+        async with store.session() as session:
+            presence = (
+                await session.exec(
+                    select(AgentEvent).where(AgentEvent.agent_id == "9001").order_by(col(AgentEvent.id))
+                )
+            ).all()
+    finally:
+        await store.close()
+    first_ended = next(e.at for e in first_call if e.kind == "ended")
+    offers = [e for e in second_call if e.kind == "offered" and e.data["agent"] == "9001"]
+    # 9001 was offered the waiting caller only once their own conversation was over ...
+    assert offers and all(e.at > first_ended for e in offers)
+    assert [e.kind for e in second_call].count("agent_connected") == 1 and second_call[-1].kind == "ended"
+    # ... and no miss was counted for a phone that never rang.
+    assert not [p for p in presence if p.reason == "no_answer"]
