@@ -21,7 +21,8 @@ Modules: ``client`` (the supervisor: reconnect, resync, Connected/Disconnected),
 (ordering and back-pressure), ``events`` and ``models`` (typed views, ``raw`` always kept),
 ``rest`` (the transport: HTTP, or REST over the event socket), ``resources`` (one method per
 operation), ``errors``, and
-``testing`` (a fake Asterisk for unit tests).
+``testing`` (a fake Asterisk for unit tests: the server and its test controls, over the in-memory
+model of ``fake_model`` and ``fake_registry``).
 """
 
 from . import events, models

@@ -21,22 +21,15 @@ import base64
 import itertools
 import json
 import re
-import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from aiohttp import WSMsgType, web
 
-JsonDict = dict[str, Any]
-
-
-def ari_time() -> str:
-    """Now, in Asterisk's timestamp format (``2024-05-01T10:00:00.123+0000``)."""
-    now = datetime.now(UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}+0000"
+from .fake_model import HttpError, JsonDict, Match, Socket, _json, ari_time
+from .fake_registry import AsteriskRegistry
 
 
 @dataclass(slots=True)
@@ -59,40 +52,10 @@ class _Failure:
     times: int
 
 
-@dataclass(slots=True, eq=False)
-class _Socket:
-    ws: web.WebSocketResponse
-    request: web.Request
-    apps: set[str]
-    stalled: bool = False
-    sent: int = field(default=0)
+Route = Callable[[web.Request | None, Match, dict[str, str], Any], Awaitable[web.Response]]
 
 
-class _Match:
-    """A route match whose groups are the decoded path segments."""
-
-    def __init__(self, found: re.Match[str]) -> None:
-        self._groups = [unquote(g) for g in found.groups()]
-
-    @property
-    def count(self) -> int:
-        return len(self._groups)
-
-    def group(self, index: int) -> str:
-        return self._groups[index - 1]
-
-
-class _HttpError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-Route = Callable[[web.Request | None, _Match, dict[str, str], Any], Awaitable[web.Response]]
-
-
-class FakeAri:
+class FakeAri(AsteriskRegistry):
     """In-process fake ARI server on ``127.0.0.1`` and a free port."""
 
     def __init__(
@@ -139,7 +102,7 @@ class FakeAri:
         (Asterisk's reply and event race; this makes the event win by a margin)."""
         self._failures: dict[tuple[str, str], _Failure] = {}
         self._blocks: dict[tuple[str, str], asyncio.Event] = {}
-        self._sockets: list[_Socket] = []
+        self._sockets: list[Socket] = []
         self._changed = asyncio.Condition()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ids = itertools.count(1)
@@ -287,7 +250,7 @@ class FakeAri:
                 for name in taken:
                     await self._send(other, {"type": "ApplicationReplaced", "application": name})
                 other.apps -= taken
-        sock = _Socket(ws=ws, request=request, apps=apps)
+        sock = Socket(ws=ws, request=request, apps=apps)
         self._sockets.append(sock)
         self.ws_connects += 1
         await self._notify()
@@ -312,7 +275,7 @@ class FakeAri:
             await self._notify()
         return ws
 
-    async def _send(self, sock: _Socket, event: JsonDict) -> None:
+    async def _send(self, sock: Socket, event: JsonDict) -> None:
         body = {"timestamp": ari_time(), "asterisk_id": self.asterisk_id, **event}
         try:
             await sock.ws.send_str(json.dumps(body))
@@ -321,48 +284,6 @@ class FakeAri:
         sock.sent += 1
 
     # -- test controls: calls ----------------------------------------------------------------
-
-    def new_id(self) -> str:
-        return f"{int(time.time())}.{next(self._ids)}"
-
-    def make_channel(
-        self,
-        channel_id: str | None = None,
-        *,
-        name: str | None = None,
-        caller: str = "5550100",
-        caller_name: str = "",
-        exten: str = "183",
-        context: str = "hotline-in",
-        state: str = "Ring",
-        app: str | None = "hotline",
-        args: Iterable[str] = (),
-        language: str = "tr",
-    ) -> JsonDict:
-        """Add a channel to the model (no event); ``app`` None means not in Stasis."""
-        cid = channel_id or self.new_id()
-        app_data = ",".join([app, *args]) if app else ""
-        channel = {
-            "id": cid,
-            "name": name or f"PJSIP/caller-{next(self._ids):08x}",
-            "state": state,
-            "protocol_id": "",
-            "caller": {"name": caller_name, "number": caller},
-            "connected": {"name": "", "number": ""},
-            "accountcode": "",
-            "dialplan": {
-                "context": context,
-                "exten": exten,
-                "priority": 1,
-                "app_name": "Stasis" if app else "",
-                "app_data": app_data,
-            },
-            "creationtime": ari_time(),
-            "language": language,
-        }
-        self.channels[cid] = channel
-        self.variables.setdefault(cid, {})
-        return channel
 
     async def start_call(
         self,
@@ -404,12 +325,6 @@ class FakeAri:
     async def caller_hangup(self, channel_id: str, cause: int = 16) -> None:
         """The remote party hung up: ChannelHangupRequest, StasisEnd, ChannelDestroyed."""
         await self._hangup(channel_id, cause)
-
-    async def finish_playback(self, playback_id: str) -> None:
-        playback = self.playbacks.pop(playback_id, None)
-        if playback is not None:
-            playback["state"] = "done"
-            await self.emit({"type": "PlaybackFinished", "playback": playback})
 
     def fail(
         self, method: str, path: str, status: int, message: str = "injected failure", times: int = 1
@@ -478,12 +393,12 @@ class FakeAri:
             found = pattern.fullmatch(tail)
             if found is not None:
                 try:
-                    return await handler(None, _Match(found), params, body)
-                except _HttpError as exc:
+                    return await handler(None, Match(found), params, body)
+                except HttpError as exc:
                     return _json({"message": exc.message}, exc.status)
         return _json({"message": "Resource not found"}, 404)
 
-    async def _ws_request(self, sock: _Socket, frame: JsonDict) -> None:
+    async def _ws_request(self, sock: Socket, frame: JsonDict) -> None:
         """Answer a RESTRequest received on an event socket, as Asterisk 22.4+ does."""
         uri = str(frame.get("uri") or "")
         raw_path, _, raw_query = uri.partition("?")
@@ -593,518 +508,3 @@ class FakeAri:
             for op in ("pause", "mute"):
                 table.append((method, f"/recordings/live/{seg}/{op}", self._live_noop))
         return [(m, re.compile(p), h) for m, p, h in table]
-
-    # helpers
-
-    def _channel(self, match: _Match, status: int = 404) -> JsonDict:
-        channel = self.channels.get(match.group(1))
-        if channel is None:
-            raise _HttpError(status, "Channel not found")
-        return channel
-
-    def _bridge(self, match: _Match) -> JsonDict:
-        bridge = self.bridges.get(match.group(1))
-        if bridge is None:
-            raise _HttpError(404, "Bridge not found")
-        return bridge
-
-    def _later(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    @staticmethod
-    def _require(params: Mapping[str, str], name: str) -> str:
-        value = params.get(name)
-        if not value:
-            raise _HttpError(400, f"{name} is required")
-        return value
-
-    async def _hangup(self, channel_id: str, cause: int) -> None:
-        channel = self.channels.get(channel_id)
-        if channel is None:
-            return
-        for bridge in self.bridges.values():
-            if channel_id in bridge["channels"]:
-                bridge["channels"].remove(channel_id)
-                await self.emit({"type": "ChannelLeftBridge", "bridge": bridge, "channel": channel})
-        await self.emit({"type": "ChannelHangupRequest", "cause": cause, "soft": False, "channel": channel})
-        if channel["dialplan"]["app_name"] == "Stasis":
-            await self.emit({"type": "StasisEnd", "channel": channel})
-        del self.channels[channel_id]
-        self.variables.pop(channel_id, None)
-        await self.emit(
-            {"type": "ChannelDestroyed", "cause": cause, "cause_txt": "Normal Clearing", "channel": channel}
-        )
-
-    async def _stasis_start_later(self, channel: JsonDict, args: list[str]) -> None:
-        await self.emit({"type": "StasisStart", "args": args, "channel": channel})
-
-    # asterisk
-
-    async def _asterisk_info(self, *_: Any) -> web.Response:
-        return _json(
-            {
-                "build": {
-                    "os": "Linux",
-                    "kernel": "6.1.0",
-                    "machine": "x86_64",
-                    "options": "",
-                    "date": "",
-                    "user": "",
-                },
-                "system": {"version": self.asterisk_version, "entity_id": self.asterisk_id},
-                "config": {"name": "fake", "default_language": "en", "setid": {"user": "", "group": ""}},
-                "status": {"startup_time": ari_time(), "last_reload_time": ari_time()},
-            }
-        )
-
-    async def _asterisk_ping(self, *_: Any) -> web.Response:
-        return _json({"asterisk_id": self.asterisk_id, "ping": "pong", "timestamp": ari_time()})
-
-    # channels
-
-    async def _channels_list(self, *_: Any) -> web.Response:
-        return _json(list(self.channels.values()))
-
-    async def _channels_originate(
-        self, _r: web.Request | None, _m: Any, p: dict[str, str], _b: Any
-    ) -> web.Response:
-        endpoint = self._require(p, "endpoint")
-        app = p.get("app")
-        args = [a for a in p.get("appArgs", "").split(",") if a]
-        channel = self.make_channel(
-            p.get("channelId"),
-            name=f"{endpoint}-{next(self._ids):08x}",
-            caller=p.get("callerId", ""),
-            exten=p.get("extension", ""),
-            context=p.get("context", ""),
-            state="Down",
-            app=app,
-            args=args,
-        )
-        if app:
-            self._later(self._stasis_start_later(channel, args))
-        return _json(channel)
-
-    async def _channels_create(
-        self, _r: web.Request | None, _m: Any, p: dict[str, str], _b: Any
-    ) -> web.Response:
-        endpoint = self._require(p, "endpoint")
-        app = self._require(p, "app")
-        args = [a for a in p.get("appArgs", "").split(",") if a]
-        channel = self.make_channel(
-            p.get("channelId"), name=f"{endpoint}-{next(self._ids):08x}", state="Down", app=app, args=args
-        )
-        if self.create_reply_delay is not None:
-            await self._stasis_start_later(channel, args)
-            await asyncio.sleep(self.create_reply_delay)
-        else:
-            self._later(self._stasis_start_later(channel, args))
-        return _json(channel)
-
-    async def _channels_external_media(
-        self, _r: web.Request | None, _m: Any, p: dict[str, str], _b: Any
-    ) -> web.Response:
-        host = self._require(p, "external_host")
-        self._require(p, "format")
-        app = self._require(p, "app")
-        channel = self.make_channel(
-            p.get("channelId"),
-            name=f"UnicastRTP/{host}-{next(self._ids):08x}",
-            state="Up",
-            app=app,
-            caller="",
-        )
-        channel["channelvars"] = {"UNICASTRTP_LOCAL_ADDRESS": "127.0.0.1", "UNICASTRTP_LOCAL_PORT": "40000"}
-        self._later(self._stasis_start_later(channel, []))
-        return _json(channel)
-
-    async def _channel_get(self, _r: web.Request | None, m: _Match, *_: Any) -> web.Response:
-        return _json(self._channel(m))
-
-    async def _channel_hangup(
-        self, _r: web.Request | None, m: _Match, p: dict[str, str], _b: Any
-    ) -> web.Response:
-        self._channel(m)
-        await self._hangup(m.group(1), 16)
-        return web.Response(status=204)
-
-    async def _channel_answer(self, _r: web.Request | None, m: _Match, *_: Any) -> web.Response:
-        channel = self._channel(m)
-        if channel["state"] != "Up":
-            channel["state"] = "Up"
-            await self.emit({"type": "ChannelStateChange", "channel": channel})
-        return web.Response(status=204)
-
-    async def _channel_dial(self, _r: web.Request | None, m: _Match, *_: Any) -> web.Response:
-        channel = self._channel(m)
-        if not self.auto_dial_answer:
-            channel["state"] = "Ringing"
-            await self.emit({"type": "Dial", "peer": channel, "dialstatus": "RINGING", "dialstring": ""})
-            return web.Response(status=204)
-        channel["state"] = "Up"
-        await self.emit({"type": "Dial", "peer": channel, "dialstatus": "ANSWER", "dialstring": ""})
-        await self.emit({"type": "ChannelStateChange", "channel": channel})
-        return web.Response(status=204)
-
-    async def _channel_noop(self, _r: web.Request | None, m: _Match, *_: Any) -> web.Response:
-        self._channel(m)
-        return web.Response(status=204)
-
-    async def _channel_leave(self, _r: web.Request | None, m: _Match, *_: Any) -> web.Response:
-        channel = self._channel(m)
-        if channel["dialplan"]["app_name"] != "Stasis":
-            raise _HttpError(409, "Channel not in Stasis application")
-        channel["dialplan"]["app_name"] = ""
-        channel["dialplan"]["app_data"] = ""
-        await self.emit({"type": "StasisEnd", "channel": channel})
-        return web.Response(status=204)
-
-    async def _play(self, target_uri: str, p: dict[str, str]) -> web.Response:
-        media = [x for x in self._require(p, "media").split(",") if x]
-        playback_id = p.get("playbackId") or f"pb-{next(self._ids)}"
-        playback = {
-            "id": playback_id,
-            "media_uri": media[0],
-            "target_uri": target_uri,
-            "language": p.get("lang", "en"),
-            "state": "queued",
-        }
-        self.playbacks[playback_id] = playback
-        self._later(self._run_playback(playback, media))
-        return _json(playback, 201)
-
-    async def _run_playback(self, playback: JsonDict, media: list[str]) -> None:
-        playback["state"] = "playing"
-        await self.emit({"type": "PlaybackStarted", "playback": dict(playback)})
-        for uri in media[1:]:
-            playback["media_uri"] = uri
-            await self.emit({"type": "PlaybackContinuing", "playback": dict(playback)})
-        if self.auto_finish_playbacks:
-            await self.finish_playback(playback["id"])
-
-    async def _channel_play(
-        self, _r: web.Request | None, m: _Match, p: dict[str, str], _b: Any
-    ) -> web.Response:
-        self._channel(m)
-        return await self._play(f"channel:{m.group(1)}", p)
-
-    async def _record(self, target_uri: str, p: dict[str, str]) -> web.Response:
-        name = self._require(p, "name")
-        if name in self.live_recordings:
-            raise _HttpError(409, "Recording already in progress")
-        recording = {
-            "name": name,
-            "format": p.get("format", "wav"),
-            "target_uri": target_uri,
-            "state": "recording",
-        }
-        self.live_recordings[name] = recording
-        await self.emit({"type": "RecordingStarted", "recording": dict(recording)})
-        return _json(recording, 201)
-
-    async def _channel_record(
-        self, _r: web.Request | None, m: _Match, p: dict[str, str], _b: Any
-    ) -> web.Response:
-        self._channel(m)
-        return await self._record(f"channel:{m.group(1)}", p)
-
-    async def _channel_var_get(
-        self, _r: web.Request | None, m: _Match, p: dict[str, str], _b: Any
-    ) -> web.Response:
-        self._channel(m)
-        name = self._require(p, "variable")
-        variables = self.variables.setdefault(m.group(1), {})
-        if name not in variables:
-            raise _HttpError(404, "Provided variable was not found")
-        return _json({"value": variables[name]})
-
-    async def _channel_var_set(
-        self, _r: web.Request | None, m: _Match, p: dict[str, str], _b: Any
-    ) -> web.Response:
-        channel = self._channel(m)
-        name = self._require(p, "variable")
-        value = p.get("value", "")
-        self.variables.setdefault(m.group(1), {})[name] = value
-        await self.emit({"type": "ChannelVarset", "variable": name, "value": value, "channel": channel})
-        return web.Response(status=204)
-
-    async def _channel_snoop(
-        self, _r: web.Request | None, m: _Match, p: dict[str, str], _b: Any
-    ) -> web.Response:
-        self._channel(m)
-        app = self._require(p, "app")
-        args = [a for a in p.get("appArgs", "").split(",") if a]
-        snoop = self.make_channel(
-            p.get("snoopId"), name=f"Snoop/{m.group(1)}-{next(self._ids):08x}", state="Up", app=app, args=args
-        )
-        self._later(self._stasis_start_later(snoop, args))
-        return _json(snoop)
-
-    # bridges
-
-    async def _bridges_list(self, *_: Any) -> web.Response:
-        return _json(list(self.bridges.values()))
-
-    async def _bridges_create(
-        self, _r: web.Request | None, _m: Any, p: dict[str, str], _b: Any
-    ) -> web.Response:
-        bridge_id = p.get("bridgeId") or f"br-{next(self._ids)}"
-        bridge = {
-            "id": bridge_id,
-            "technology": "simple_bridge",
-            "bridge_type": p.get("type", "mixing").split(",")[0],
-            "bridge_class": "stasis",
-            "creator": "Stasis",
-            "name": p.get("name", ""),
-            "channels": [],
-            "creationtime": ari_time(),
-            "video_mode": "none",
-        }
-        self.bridges[bridge_id] = bridge
-        await self.emit({"type": "BridgeCreated", "bridge": bridge})
-        return _json(bridge)
-
-    async def _bridge_get(self, _r: web.Request | None, m: _Match, *_: Any) -> web.Response:
-        return _json(self._bridge(m))
-
-    async def _bridge_destroy(self, _r: web.Request | None, m: _Match, *_: Any) -> web.Response:
-        bridge = self._bridge(m)
-        for cid in list(bridge["channels"]):
-            bridge["channels"].remove(cid)
-            await self.emit({"type": "ChannelLeftBridge", "bridge": bridge, "channel": self.channels[cid]})
-        del self.bridges[m.group(1)]
-        await self.emit({"type": "BridgeDestroyed", "bridge": bridge})
-        return web.Response(status=204)
-
-    async def _bridge_add(
-        self, _r: web.Request | None, m: _Match, p: dict[str, str], _b: Any
-    ) -> web.Response:
-        bridge = self._bridge(m)
-        ids = [c for c in self._require(p, "channel").split(",") if c]
-        for cid in ids:
-            channel = self.channels.get(cid)
-            if channel is None:
-                raise _HttpError(400, "Channel not found")
-            if channel["dialplan"]["app_name"] != "Stasis":
-                raise _HttpError(422, "Channel not in Stasis application")
-        for cid in ids:
-            if cid not in bridge["channels"]:
-                bridge["channels"].append(cid)
-                await self.emit(
-                    {"type": "ChannelEnteredBridge", "bridge": bridge, "channel": self.channels[cid]}
-                )
-        return web.Response(status=204)
-
-    async def _bridge_remove(
-        self, _r: web.Request | None, m: _Match, p: dict[str, str], _b: Any
-    ) -> web.Response:
-        bridge = self._bridge(m)
-        ids = [c for c in self._require(p, "channel").split(",") if c]
-        for cid in ids:
-            if cid not in bridge["channels"]:
-                raise _HttpError(422, "Channel not in this bridge")
-        for cid in ids:
-            bridge["channels"].remove(cid)
-            await self.emit({"type": "ChannelLeftBridge", "bridge": bridge, "channel": self.channels[cid]})
-        return web.Response(status=204)
-
-    async def _bridge_play(
-        self, _r: web.Request | None, m: _Match, p: dict[str, str], _b: Any
-    ) -> web.Response:
-        self._bridge(m)
-        return await self._play(f"bridge:{m.group(1)}", p)
-
-    async def _bridge_record(
-        self, _r: web.Request | None, m: _Match, p: dict[str, str], _b: Any
-    ) -> web.Response:
-        self._bridge(m)
-        return await self._record(f"bridge:{m.group(1)}", p)
-
-    async def _bridge_noop(self, _r: web.Request | None, m: _Match, *_: Any) -> web.Response:
-        self._bridge(m)
-        return web.Response(status=204)
-
-    # playbacks
-
-    def _playback(self, m: _Match) -> JsonDict:
-        playback = self.playbacks.get(m.group(1))
-        if playback is None:
-            raise _HttpError(404, "Playback not found")
-        return playback
-
-    async def _playback_get(self, _r: web.Request | None, m: _Match, *_: Any) -> web.Response:
-        return _json(self._playback(m))
-
-    async def _playback_stop(self, _r: web.Request | None, m: _Match, *_: Any) -> web.Response:
-        self._playback(m)
-        await self.finish_playback(m.group(1))
-        return web.Response(status=204)
-
-    async def _playback_control(
-        self, _r: web.Request | None, m: _Match, p: dict[str, str], _b: Any
-    ) -> web.Response:
-        self._playback(m)
-        if p.get("operation") not in ("restart", "pause", "unpause", "reverse", "forward"):
-            raise _HttpError(400, "Invalid operation")
-        return web.Response(status=204)
-
-    # recordings
-
-    def _live(self, m: _Match) -> JsonDict:
-        recording = self.live_recordings.get(m.group(1))
-        if recording is None:
-            raise _HttpError(404, "Recording not found")
-        return recording
-
-    async def _live_get(self, _r: web.Request | None, m: _Match, *_: Any) -> web.Response:
-        return _json(self._live(m))
-
-    async def _live_stop(self, _r: web.Request | None, m: _Match, *_: Any) -> web.Response:
-        recording = self.live_recordings.pop(self._live(m)["name"])
-        recording["state"] = "done"
-        self.stored_recordings[recording["name"]] = {"name": recording["name"], "format": recording["format"]}
-        await self.emit({"type": "RecordingFinished", "recording": recording})
-        return web.Response(status=204)
-
-    async def _live_cancel(self, _r: web.Request | None, m: _Match, *_: Any) -> web.Response:
-        recording = self.live_recordings.pop(self._live(m)["name"])
-        recording["state"] = "canceled"
-        await self.emit({"type": "RecordingFinished", "recording": recording})
-        return web.Response(status=204)
-
-    async def _live_noop(self, _r: web.Request | None, m: _Match, *_: Any) -> web.Response:
-        self._live(m)
-        return web.Response(status=204)
-
-    def _stored(self, m: _Match) -> JsonDict:
-        recording = self.stored_recordings.get(m.group(1))
-        if recording is None:
-            raise _HttpError(404, "Recording not found")
-        return recording
-
-    async def _stored_list(self, *_: Any) -> web.Response:
-        return _json(list(self.stored_recordings.values()))
-
-    async def _stored_get(self, _r: web.Request | None, m: _Match, *_: Any) -> web.Response:
-        return _json(self._stored(m))
-
-    async def _stored_delete(self, _r: web.Request | None, m: _Match, *_: Any) -> web.Response:
-        del self.stored_recordings[self._stored(m)["name"]]
-        return web.Response(status=204)
-
-    async def _stored_copy(
-        self, _r: web.Request | None, m: _Match, p: dict[str, str], _b: Any
-    ) -> web.Response:
-        source = self._stored(m)
-        dest = self._require(p, "destinationRecordingName")
-        if dest in self.stored_recordings:
-            raise _HttpError(409, "A recording with the same name already exists on the system")
-        self.stored_recordings[dest] = {"name": dest, "format": source["format"]}
-        return _json(self.stored_recordings[dest])
-
-    async def _stored_file(self, _r: web.Request | None, m: _Match, *_: Any) -> web.Response:
-        self._stored(m)
-        return web.Response(body=b"RIFF\x00\x00\x00\x00WAVEfake", content_type="audio/wav")
-
-    # endpoints, device states, applications
-
-    async def _endpoints_list(self, _r: web.Request | None, m: _Match, *_: Any) -> web.Response:
-        tech = m.group(1) if m.count else None
-        return _json([e for e in self.endpoints if tech is None or e["technology"] == tech])
-
-    async def _endpoint_get(self, _r: web.Request | None, m: _Match, *_: Any) -> web.Response:
-        for e in self.endpoints:
-            if e["technology"] == m.group(1) and e["resource"] == m.group(2):
-                return _json(e)
-        raise _HttpError(404, "Endpoint not found")
-
-    async def _device_states_list(self, *_: Any) -> web.Response:
-        return _json([{"name": n, "state": s} for n, s in self.device_states.items()])
-
-    async def _device_state_get(self, _r: web.Request | None, m: _Match, *_: Any) -> web.Response:
-        name = m.group(1)
-        if name not in self.device_states:
-            raise _HttpError(404, "Device state not found")
-        return _json({"name": name, "state": self.device_states[name]})
-
-    async def _device_state_put(
-        self, _r: web.Request | None, m: _Match, p: dict[str, str], _b: Any
-    ) -> web.Response:
-        name = m.group(1)
-        if not name.startswith("Stasis:"):
-            raise _HttpError(409, "Uncontrolled device specified")
-        state = self._require(p, "deviceState")
-        self.device_states[name] = state
-        await self.emit({"type": "DeviceStateChanged", "device_state": {"name": name, "state": state}})
-        return web.Response(status=204)
-
-    async def _device_state_delete(self, _r: web.Request | None, m: _Match, *_: Any) -> web.Response:
-        if self.device_states.pop(m.group(1), None) is None:
-            raise _HttpError(404, "Device state not found")
-        return web.Response(status=204)
-
-    def _application(self, name: str) -> JsonDict:
-        channel_ids = [
-            c["id"]
-            for c in self.channels.values()
-            if c["dialplan"]["app_name"] == "Stasis" and c["dialplan"]["app_data"].split(",")[0] == name
-        ]
-        sources = self.subscriptions.get(name, set())
-        filters = self.event_filters.get(name, {})
-        return {
-            "name": name,
-            "channel_ids": channel_ids,
-            "bridge_ids": [s.split(":", 1)[1] for s in sources if s.startswith("bridge:")],
-            "endpoint_ids": [s.split(":", 1)[1] for s in sources if s.startswith("endpoint:")],
-            "device_names": [s.split(":", 1)[1] for s in sources if s.startswith("deviceState:")],
-            "events_allowed": filters.get("allowed", []),
-            "events_disallowed": filters.get("disallowed", []),
-        }
-
-    def _known_apps(self) -> set[str]:
-        return {a for s in self._sockets for a in s.apps}
-
-    def _app_name(self, m: _Match) -> str:
-        name = m.group(1)
-        if name not in self._known_apps():
-            raise _HttpError(404, "Application not found")
-        return name
-
-    async def _applications_list(self, *_: Any) -> web.Response:
-        return _json([self._application(a) for a in sorted(self._known_apps())])
-
-    async def _application_get(self, _r: web.Request | None, m: _Match, *_: Any) -> web.Response:
-        return _json(self._application(self._app_name(m)))
-
-    async def _application_subscribe(
-        self, _r: web.Request | None, m: _Match, p: dict[str, str], _b: Any
-    ) -> web.Response:
-        name = self._app_name(m)
-        sources = [s for s in self._require(p, "eventSource").split(",") if s]
-        self.subscriptions.setdefault(name, set()).update(sources)
-        return _json(self._application(name))
-
-    async def _application_unsubscribe(
-        self, _r: web.Request | None, m: _Match, p: dict[str, str], _b: Any
-    ) -> web.Response:
-        name = self._app_name(m)
-        sources = [s for s in self._require(p, "eventSource").split(",") if s]
-        current = self.subscriptions.setdefault(name, set())
-        if not set(sources) <= current:
-            raise _HttpError(409, "Application not subscribed to event source")
-        current.difference_update(sources)
-        return _json(self._application(name))
-
-    async def _application_filter(
-        self, _r: web.Request | None, m: _Match, _p: Any, body: Any
-    ) -> web.Response:
-        name = self._app_name(m)
-        body = body if isinstance(body, dict) else {}
-        self.event_filters[name] = {k: body[k] for k in ("allowed", "disallowed") if k in body}
-        return _json(self._application(name))
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(data), status=status, content_type="application/json")
