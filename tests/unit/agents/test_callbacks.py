@@ -15,7 +15,7 @@ from tests.unit.agents.harness import QUEUES, Desk, client_for, new_flow, runnin
 DIALLING = QUEUES.model_copy(update={"callback_dial": "PJSIP/{number}@carrier"})
 
 
-async def a_stored_call_back(desk: Desk, status: str) -> tuple[str, str, str]:
+async def a_stored_call_back(desk: Desk, status: str, attempts: int = 0) -> tuple[str, str, str]:
     """A caller of 5 minutes ago who asked to be called back; returns call, channel and row ids."""
     channel = desk.fake.make_channel(caller="05329876543")
     call, _ = await desk.calls.open(channel["id"], caller_number="05329876543", queue="operator")
@@ -26,6 +26,7 @@ async def a_stored_call_back(desk: Desk, status: str) -> tuple[str, str, str]:
         language="tr",
         waiting_since=utcnow() - timedelta(minutes=5),
         status=status,
+        attempts=attempts,
     )
     async with desk.store.session() as session:
         session.add(row)
@@ -80,24 +81,10 @@ async def test_a_called_back_caller_whose_bridge_fails_is_put_back_and_connected
 
 async def test_a_call_back_left_by_a_previous_run_keeps_its_place_and_is_dialled(desk: Desk) -> None:
     # A caller asked for a call back 5 minutes ago; the process died while their number rang.
-    channel = desk.fake.make_channel(caller="05329876543")
-    call, _ = await desk.calls.open(channel["id"], caller_number="05329876543", queue="operator")
-    row = Callback(
-        call_id=call.id,
-        number="05329876543",
-        queue="operator",
-        language="tr",
-        waiting_since=utcnow() - timedelta(minutes=5),
-        status="dialling",
-        attempts=1,
-    )
-    async with desk.store.session() as session:
-        session.add(row)
-        await session.commit()
-    await desk.calls.close(call.id, CallOutcome.callback)
+    call_id, _, row_id = await a_stored_call_back(desk, "dialling", attempts=1)
+    await desk.calls.close(call_id, CallOutcome.callback)
     await desk.client.close()
-    dialling = QUEUES.model_copy(update={"callback_dial": "PJSIP/{number}@carrier"})
-    async with running_flow(desk.fake, desk.store, desk.calls, desk.timers, dialling) as (_, flow):
+    async with running_flow(desk.fake, desk.store, desk.calls, desk.timers, DIALLING) as (_, flow):
         await desk.until("callback_connected")  # the agent (available) took it and the caller answered
         [answered] = [
             c["name"] for c in desk.fake.channels.values() if c["id"].startswith("hotline-callback-")
@@ -105,7 +92,7 @@ async def test_a_call_back_left_by_a_previous_run_keeps_its_place_and_is_dialled
         assert answered.startswith("PJSIP/05329876543@carrier")
         assert flow.desk.agent_state("a1")["call"]["callback"] is True
     async with desk.store.session() as session:
-        stored = await session.get(Callback, row.id)
+        stored = await session.get(Callback, row_id)
     assert stored is not None and (stored.status, stored.attempts) == ("connected", 2)
     back = await desk.calls.get(stored.outbound_call_id or "")
     assert back is not None and back.extension == "callback" and back.caller_number == "05329876543"
