@@ -153,7 +153,11 @@ class QueueFlow:
             except AriError as exc:  # phones are looked at again on the next connect; go on
                 log.warning("phone_watch_failed", error=str(exc))
             async with ctx.lock:
-                await self._resync.run(event)
+                try:
+                    await self._resync.run(event)
+                except Exception:  # offers must not wait forever for a resync that failed
+                    log.exception("queue_resync_failed")
+                    ctx.synced.set()
             return
         if self._route(event) is None:
             return  # not ours (most events of calls in the menus): no need to wait for the lock

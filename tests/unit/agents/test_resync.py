@@ -90,3 +90,24 @@ async def test_offers_left_ringing_by_a_crash_are_hung_up_and_the_caller_keeps_w
         assert flow.live_calls == 0  # the caller comes back through the IVR, not through here
     call = await desk.calls.get(call_id)
     assert call is not None and call.outcome is None
+
+
+async def test_a_resync_that_fails_does_not_hold_offers_back_for_good(desk: Desk) -> None:
+    await desk.client.close()
+    client = client_for(desk.fake)
+    flow = desk.flow = new_flow(desk, client)
+    async with client:
+        await flow.start()
+        flow.ctx.calls.open_calls = _broken  # type: ignore[method-assign]
+        client.on_event(flow.handle)
+        runner = asyncio.create_task(client.run())
+        async with asyncio.timeout(5):
+            await flow.synced()
+        await desk.queued_caller()
+        await desk.until("offered")
+        await flow.close(tidy=False)
+    await runner
+
+
+async def _broken() -> list[object]:
+    raise ConnectionError("database unreachable")
