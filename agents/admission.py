@@ -61,7 +61,6 @@ class Admission:
             caller.since = await self._first_queued(caller.call_id)  # ... who keeps their place
         except Exception as exc:
             return exc
-        caller.in_holding = True
         return None
 
     async def join(self, caller: Caller, held: Exception | None) -> None:
@@ -98,7 +97,6 @@ class Admission:
         caller.announced_at = ctx.clock.now()
         bridge = await self.holding_bridge(queue)
         await ctx.ari.bridges.add_channel(bridge, caller.channel_id)
-        caller.in_holding = True
         await self._waiting(caller, only_agent)
 
     async def _waiting(self, caller: Caller, only_agent: str | None = None) -> None:
@@ -158,9 +156,7 @@ class Admission:
                 "overflow", caller.call_id, caller.channel_id, recover=self.recovering(caller)
             ):
                 if caller.channel_id:  # a caller waiting for a call back has no line to move
-                    await ctx.ari.bridges.remove_channel(
-                        ctx.live.holding[old], caller.channel_id, missing_ok=True
-                    )
+                    # Adding them to the other queue's bridge moves them out of this one.
                     await ctx.ari.bridges.add_channel(
                         await self.holding_bridge(caller.queue), caller.channel_id
                     )
@@ -192,8 +188,7 @@ class Admission:
                 raise
             except AriError as exc:  # still in the holding bridge: the failed step never moved them
                 log.info("caller_already_waiting", call_id=caller.call_id, error=str(exc))
-            caller.in_holding = True
-        self.wait_quietly(caller)
+            self.wait_quietly(caller)
         ctx.queue_changed(caller.queue)
         await ctx.presence.save()
 

@@ -39,11 +39,7 @@ class Connecting:
                 await ctx.ari.playbacks.stop(caller.playback_id, missing_ok=True)
             bridge = await ctx.ari.bridges.create(type="mixing", name=f"call {caller.call_id}")
             caller.bridge_id = bridge.id
-            if caller.in_holding:
-                await ctx.ari.bridges.remove_channel(
-                    ctx.live.holding[caller.queue], caller.channel_id, missing_ok=True
-                )
-                caller.in_holding = False
+            # Adding the caller moves them out of the holding bridge: no removal round trip.
             await ctx.ari.bridges.add_channel(bridge.id, [caller.channel_id, leg.channel_id])
             # Estimated wait, as app_queue keeps it: a running average that favours the past.
             waited = ctx.clock.now() - caller.since

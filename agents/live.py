@@ -39,7 +39,6 @@ class Caller:
     outbound_channel: str = ""  # the call back ringing the caller's number
     playback_id: str = ""  # the announcement playing to them, if any
     hang_up_after: str = ""  # the playback after which their line is hung up (call back confirmed)
-    in_holding: bool = False  # in their queue's holding bridge (with music)
     bridge_id: str = ""  # the mixing bridge once connected
     agent_id: str = ""
     agent_channel: str = ""
@@ -98,7 +97,6 @@ class Live:
         if caller.channel_id:
             self.lines.pop(caller.channel_id, None)
         caller.channel_id = channel_id
-        caller.in_holding = False  # a new line is in no bridge yet
         if channel_id:
             self.lines[channel_id] = caller
 

@@ -428,11 +428,17 @@ class AsteriskModel:
             if channel["dialplan"]["app_name"] != "Stasis":
                 raise HttpError(422, "Channel not in Stasis application")
         for cid in ids:
-            if cid not in bridge["channels"]:
-                bridge["channels"].append(cid)
-                await self.emit(
-                    {"type": "ChannelEnteredBridge", "bridge": bridge, "channel": self.channels[cid]}
-                )
+            if cid in bridge["channels"]:
+                continue
+            # As Asterisk does: a channel in another bridge is moved out of it.
+            for other in self.bridges.values():
+                if other is not bridge and cid in other["channels"]:
+                    other["channels"].remove(cid)
+                    await self.emit(
+                        {"type": "ChannelLeftBridge", "bridge": other, "channel": self.channels[cid]}
+                    )
+            bridge["channels"].append(cid)
+            await self.emit({"type": "ChannelEnteredBridge", "bridge": bridge, "channel": self.channels[cid]})
         return web.Response(status=204)
 
     async def _bridge_remove(
