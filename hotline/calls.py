@@ -50,6 +50,7 @@ class CallLog:
                 assert found is not None
                 return found, False
             now = self._clock.utcnow()
+            fields = _fitted(fields)
             call = Call(
                 channel_id=channel_id, started_at=now, answered_at=now if answered else None, **fields
             )
@@ -187,3 +188,15 @@ class CallLog:
                 await connection.execute(sa.insert(CallEvent.__table__), [row_values(event)])  # type: ignore[attr-defined]
         if changed:
             self._published(event)
+
+
+def _fitted(fields: dict[str, Any]) -> dict[str, Any]:
+    """Text cut to its column's length: a caller id of any length must never cost the caller their
+    call record (PostgreSQL refuses an over-long value; SQLite would keep it whole)."""
+    columns = Call.__table__.columns  # type: ignore[attr-defined]
+    fitted = dict(fields)
+    for name, value in fields.items():
+        length = getattr(columns[name].type, "length", None) if name in columns else None
+        if isinstance(value, str) and length is not None and len(value) > length:
+            fitted[name] = value[:length]
+    return fitted

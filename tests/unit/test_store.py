@@ -153,3 +153,12 @@ async def test_migrations_match_the_models(store: db.Store) -> None:
             )
         )
     assert diff == []
+
+
+async def test_an_over_long_caller_id_is_cut_to_fit_and_the_call_is_kept(store: db.Store) -> None:
+    calls = CallLog(store)
+    number, name = "9" * 200, "Ş" * 300  # Asterisk passes up to 79 characters on; a carrier may send more
+    call, created = await calls.open("chan-long", caller_number=number, caller_name=name, extension="183")
+    assert created
+    stored = await calls.get(call.id)
+    assert stored is not None and (stored.caller_number, stored.caller_name) == (number[:64], name[:128])
