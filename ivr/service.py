@@ -39,6 +39,9 @@ class Finished:
 Action = Play | StopPrompt | WaitForKey | Finished
 
 
+FREE_REPEATS = 3  # repeat-key presses per menu before each one spends a retry
+
+
 @dataclass(slots=True)
 class MenuSession:
     config: IvrConfig
@@ -46,6 +49,7 @@ class MenuSession:
     languages: tuple[str, ...]  # every language, for menus played in all of them
     node: str = ""
     retries_left: int = 0
+    repeats: int = 0  # free repeats (the repeat key) used in this menu
     playing: bool = False
     result: Finished | None = None
     history: list[str] = field(default_factory=list)  # menus to go back to with the back key
@@ -76,6 +80,9 @@ class MenuSession:
         if digit in node.options:
             return barge + self._follow(node.options[digit], "choice")
         if digit == menu.repeat_digit:
+            self.repeats += 1
+            if self.repeats > FREE_REPEATS:  # past that, a repeat spends a retry: it cannot go on forever
+                return barge + self._retry(None, "repeat")
             return barge + self._prompt(self.node)
         if digit == menu.back_digit:
             previous = self.history.pop() if self.history else self.node
@@ -116,6 +123,7 @@ class MenuSession:
         self.node = name
         node = self.config.nodes[name]
         self.retries_left = self.config.menu.retries if node.retries is None else node.retries
+        self.repeats = 0
         return self._prompt(name, before or [])
 
     def _prompt(self, name: str, before: list[tuple[str, str]] | None = None) -> list[Action]:

@@ -109,6 +109,19 @@ def test_silence_at_the_language_menu_carries_on_in_turkish(config: IvrConfig) -
     assert s.timed_out() == [Play((("main_menu", "tr"),))]
 
 
+def test_the_repeat_key_cannot_keep_a_caller_in_a_menu_forever(config: IvrConfig) -> None:
+    s = in_main_menu(config)
+    for _ in range(3):  # three free repeats
+        assert s.key("#") == [Play((("main_menu", "tr"),))]
+        s.prompt_finished()
+    presses = 0
+    while not s.result and presses < 10:
+        s.key("#")
+        s.prompt_finished()
+        presses += 1
+    assert s.result == Finished("operator", "tr", False, "repeat") and presses == 3  # the retries, spent
+
+
 def test_hash_repeats_and_star_goes_back(config: IvrConfig) -> None:
     languages = Play((("choose_language", "tr"), ("choose_language", "en"), ("choose_language", "ar")))
     s = in_main_menu(config, "2")
