@@ -244,6 +244,9 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, tuple[str, Any]]:
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+        if is_secret(dotted):  # a password of digits is still a password, not a number
+            found[dotted] = (name, raw)
+            continue
         try:
             value: Any = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
@@ -268,20 +271,27 @@ def error_key(err: Mapping[str, Any]) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
 
 
-def error_reason(err: Mapping[str, Any]) -> str:
+def is_secret(key: str) -> bool:
+    """A key whose value is a secret (a password, token or URL that may carry one): never echoed."""
+    leaf = key.rsplit(".", 1)[-1]
+    return leaf.endswith(("password", "secret", "token")) or key == "database.url"
+
+
+def error_reason(err: Mapping[str, Any], secret: bool = False) -> str:
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
         return "unknown key"
     if kind == "missing":
         return "required key is missing"
     if "input" in err and kind.endswith("_type"):
-        return f"{msg.lower()}, got {err['input']!r}"
+        return f"{msg.lower()}" if secret else f"{msg.lower()}, got {err['input']!r}"
     return str(msg).removeprefix("Value error, ")
 
 
 def describe_error(err: Mapping[str, Any]) -> str:
     key = error_key(err)
-    return f"{key}: {error_reason(err)}" if key else error_reason(err)
+    reason = error_reason(err, secret=is_secret(key))
+    return f"{key}: {reason}" if key else reason
 
 
 def read_toml(path: Path, error: type[SettingsError] = SettingsError) -> dict[str, Any]:

@@ -64,6 +64,16 @@ def test_env_overrides_are_parsed_and_validated(tmp_path: Path) -> None:
     )
 
 
+def test_secrets_are_never_echoed_and_a_password_of_digits_stays_a_password(tmp_path: Path) -> None:
+    path = write_settings(tmp_path)
+    settings = load_settings(path, environ={"HOTLINE_ARI__PASSWORD": "12345678"})
+    assert settings.ari.password == "12345678"
+    message = error_for(tmp_path, "[ari]\npassword = 87654321\n")
+    assert message.endswith("ari.password: input should be a valid string") and "87654321" not in message
+    message = error_for(tmp_path, '[[agents]]\nid = "7"\nname = "A"\npassword = 4242\n')
+    assert "agents[0].password" in message and "4242" not in message
+
+
 def test_ari_must_stay_on_loopback_when_we_run_asterisk(tmp_path: Path) -> None:
     message = error_for(tmp_path, '[ari]\nurl = "http://10.1.2.3:8088"\n')
     assert "ari.url must be on loopback" in message
