@@ -7,7 +7,6 @@ import uuid
 
 import structlog
 
-from agents.callbacks import callable_number
 from agents.context import QueueContext
 from agents.live import Caller
 from ari import NotFound
@@ -36,7 +35,7 @@ class Announcements:
             )
             offer = (
                 rules.callback
-                and callable_number(caller.caller_number)
+                and ctx.config.may_call_back(caller.caller_number)
                 and now - caller.since >= rules.callback_after
             )
             if not periodic and not (offer and not caller.callback_offered):

@@ -6,7 +6,6 @@ table), so it survives restarts."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import timedelta
 
@@ -22,11 +21,6 @@ from hotline.models import CallEventKind, CallOutcome
 log = structlog.get_logger(__name__)
 
 
-def callable_number(number: str) -> bool:
-    """A number that can be dialled back (caller ID may be withheld or a name)."""
-    return re.fullmatch(r"\+?[0-9]{5,15}", number) is not None
-
-
 class CallBacks:
     def __init__(self, ctx: QueueContext) -> None:
         self.ctx = ctx
@@ -36,6 +30,11 @@ class CallBacks:
         ctx = self.ctx
         call = ctx.router.waiting.get(caller.call_id)
         if digit != "1" or not caller.callback_offered or caller.callback_id or call is None:
+            return
+        if not ctx.config.may_call_back(caller.caller_number):  # never offered; checked again
+            await ctx.calls.record(
+                caller.call_id, CallEventKind.callback_refused, number=caller.caller_number
+            )
             return
         if call.offered_to:  # an agent's phone is ringing for them already: they are next
             return

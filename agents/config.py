@@ -7,6 +7,7 @@ needs and how that requirement relaxes while a caller waits, ring and wrap-up ti
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated
@@ -205,11 +206,20 @@ class QueuesConfig(_Model):
     # How a caller is dialled back, {number} being their number: e.g. "PJSIP/{number}@carrier".
     # Empty: no queue offers call backs.
     callback_dial: str = ""
+    # The only numbers ever dialled back (regular expressions matched against the whole number):
+    # the caller id is the caller's claim, and dialling whatever it says invites toll fraud
+    # (premium and international numbers). Default: Turkish landlines and mobiles.
+    callback_numbers: list[str] = Field(default_factory=lambda: [r"0[2-5][0-9]{9}", r"\+90[2-5][0-9]{9}"])
 
     @model_validator(mode="after")
     def _references(self) -> QueuesConfig:
         if self.callback_dial and "{number}" not in self.callback_dial:
             raise ValueError("callback_dial: needs {number} where the caller's number goes")
+        for n, pattern in enumerate(self.callback_numbers):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"callback_numbers[{n}]: not a regular expression: {exc}") from None
         for queue_id, queue in self.queues.items():
             if queue.callback and not self.callback_dial:
                 raise ValueError(f"queues.{queue_id}.callback: set callback_dial to say how to call back")
@@ -237,6 +247,10 @@ class QueuesConfig(_Model):
 
     def is_open(self, queue_id: str, when: datetime) -> bool:
         return self.schedules[self.queues[queue_id].schedule].is_open(when)
+
+    def may_call_back(self, number: str) -> bool:
+        """Whether ``number`` is one the hotline may dial back (``callback_numbers``)."""
+        return any(re.fullmatch(pattern, number) for pattern in self.callback_numbers)
 
 
 def load_queues(path: Path) -> QueuesConfig:

@@ -93,6 +93,7 @@ class CallEventKind(StrEnum):
     callback_of = "callback_of"
     callback_connected = "callback_connected"
     callback_resumed = "callback_resumed"
+    callback_refused = "callback_refused"  # a number that may not be dialled back (toll fraud)
     # supervision
     spy_requested = "spy_requested"
     spy_connected = "spy_connected"

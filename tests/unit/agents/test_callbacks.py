@@ -96,3 +96,17 @@ async def test_a_call_back_left_by_a_previous_run_keeps_its_place_and_is_dialled
     assert stored is not None and (stored.status, stored.attempts) == ("connected", 2)
     back = await desk.calls.get(stored.outbound_call_id or "")
     assert back is not None and back.extension == "callback" and back.caller_number == "05329876543"
+
+
+async def test_a_caller_whose_number_may_not_be_dialled_cannot_ask_for_a_call_back(desk: Desk) -> None:
+    await desk.flow.desk.pause("a1", "meal")  # nobody free: the caller waits
+    channel = desk.fake.make_channel(caller="09001234567")  # premium rate: toll fraud if dialled
+    call, _ = await desk.calls.open(channel["id"], caller_number="09001234567", queue="operator")
+    await desk.flow.enqueue(call.id, channel["id"], "operator", "tr", False, ("", "09001234567"))
+    desk.flow.ctx.live.callers[call.id].callback_offered = True  # as if it had been offered
+    await desk.fake.send_dtmf(channel["id"], "1")
+    refused = await desk.until("callback_refused")
+    assert refused.data == {"number": "09001234567"}
+    async with desk.store.session() as session:
+        assert (await session.exec(select(Callback))).all() == []
+    assert call.id in desk.flow.router.waiting

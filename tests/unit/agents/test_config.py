@@ -95,3 +95,19 @@ def test_announcements_speak_the_place_then_the_wait_rounded_up(config: QueuesCo
 def test_announcement_texts_need_their_number(tmp_path: Path) -> None:
     message = broken(tmp_path, 'en = "You are number {n} in line."', 'en = "You are in line."')
     assert message == "announcements: position.en: the text needs {n}"
+
+
+@pytest.mark.parametrize(
+    ("number", "allowed"),
+    [
+        ("05321234567", True),  # a mobile
+        ("02121234567", True),  # a landline in Istanbul
+        ("+905321234567", True),
+        ("09001234567", False),  # premium rate
+        ("00441234567890", False),  # international
+        ("112", False),
+        ("Ayşe", False),  # a name, not a number
+    ],
+)
+def test_only_national_landlines_and_mobiles_are_ever_called_back(number: str, allowed: bool) -> None:
+    assert load_queues(Path("config/queues.toml")).may_call_back(number) is allowed
