@@ -14,12 +14,12 @@ import hashlib
 import hmac
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 import structlog
@@ -35,9 +35,13 @@ log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 
 ADMIN = "admin"
 MIN_PASSWORD = 8
+# Sign-in refuses anything longer before any work (no user can have longer ones).
+MAX_USERNAME = 64
+MAX_PASSWORD = 1024
 USERNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
@@ -148,9 +152,46 @@ async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(_hashing, fn, *args)
 
 
+class HashingBusy(Exception):
+    """Too many password checks are already running or queued; try again in a moment."""
+
+
+class HashGate:
+    """At most ``running`` password hashes at once and ``waiting`` more queued behind them; one
+    more is refused at once with ``HashingBusy`` instead of piling up memory and latency.
+
+    A slot is held until its hash is done, even when the request that asked for it is gone.
+    """
+
+    def __init__(self, running: int = 2, waiting: int = 16) -> None:
+        self.running, self.waiting = running, waiting
+        self._slots = asyncio.Semaphore(running)
+        self.in_flight = 0
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.in_flight >= self.running + self.waiting:
+            raise HashingBusy()
+        self.in_flight += 1
+        try:
+            await self._slots.acquire()
+        except BaseException:
+            self.in_flight -= 1
+            raise
+        job = asyncio.get_running_loop().run_in_executor(_hashing, fn, *args)
+
+        def done(_: object) -> None:
+            self._slots.release()
+            self.in_flight -= 1
+
+        job.add_done_callback(done)
+        return await asyncio.shield(job)
+
+
 def check_password_rules(password: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise UserError(f"the password must have at most {MAX_PASSWORD} characters")
 
 
 # ---------------------------------------------------------------- tokens
@@ -196,7 +237,7 @@ class Users:
         display_name: str = "",
         agent_id: str | None = None,
     ) -> WebUser:
-        if not username or not set(username) <= USERNAME_CHARS or len(username) > 64:
+        if not username or not set(username) <= USERNAME_CHARS or len(username) > MAX_USERNAME:
             raise UserError(f"username {username!r}: use 1 to 64 letters, digits, '.', '_' or '-'")
         try:
             role = Role(role)
@@ -316,16 +357,25 @@ class Opened:
 class Auth:
     """Checks passwords and keeps the session table."""
 
-    def __init__(self, store: Store, policy: SessionPolicy | None = None, clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        store: Store,
+        policy: SessionPolicy | None = None,
+        clock: Clock = utcnow,
+        hashing: HashGate | None = None,
+    ) -> None:
         self.store = store
         self.policy = policy or SessionPolicy()
         self.clock = clock
         self.users = Users(store, clock)
+        self.hashing = hashing or HashGate()
 
     async def authenticate(self, username: str, password: str) -> Attempt:
-        """Check a password; takes as long whether or not the user exists."""
+        """Check a password; takes as long whether or not the user exists. Raises ``HashingBusy``
+        when too many checks are already under way."""
         user = await self.users.get(username)
-        ok = await _in_thread(verify_password, password, user.password_hash if user else _dummy_hash())
+        stored = user.password_hash if user else _dummy_hash()
+        ok = await self.hashing.run(verify_password, password, stored)
         if user is None:
             return Attempt(None, "unknown_user")
         if not ok:
@@ -400,41 +450,121 @@ class Auth:
 # ---------------------------------------------------------------- failed sign-ins
 
 
+class _Window(Generic[K]):
+    """When attempts happened, per key, within a sliding window: at most ``max_keys`` keys (the least
+    recently used go first) and at most ``limit`` times per key (only the latest ones matter)."""
+
+    def __init__(self, limit: int, window: timedelta, max_keys: int) -> None:
+        self.limit, self.window, self.max_keys = limit, window, max_keys
+        self.times: OrderedDict[K, list[datetime]] = OrderedDict()
+
+    def _recent(self, key: K, now: datetime) -> list[datetime]:
+        recent = [at for at in self.times.get(key, []) if at > now - self.window]
+        if recent:
+            self.times[key] = recent
+        else:
+            self.times.pop(key, None)
+        return recent
+
+    def wait(self, key: K, now: datetime) -> float:
+        """Seconds until the key is under its limit again; 0 when it is now."""
+        recent = self._recent(key, now)
+        if len(recent) < self.limit:
+            return 0.0
+        return max(1.0, (recent[-self.limit] + self.window - now).total_seconds())
+
+    def add(self, key: K, at: datetime) -> None:
+        self.times[key] = [*self._recent(key, at), at][-self.limit :]
+        self.times.move_to_end(key)
+        while len(self.times) > self.max_keys:
+            self.times.popitem(last=False)
+
+    def remove(self, key: K, at: datetime) -> None:
+        times = self.times.get(key)
+        if times and at in times:
+            times.remove(at)
+            if not times:
+                del self.times[key]
+
+    def clear(self, key: K) -> None:
+        self.times.pop(key, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """One sign-in attempt, counted by ``LoginThrottle.reserve`` before its password is checked."""
+
+    username: str  # lower-cased
+    address: str
+    at: datetime
+
+
 class LoginThrottle:
-    """Failed sign-ins per (username, client address) in a sliding window, kept in memory:
-    per process, forgotten on restart, bounded in size (the oldest keys go first)."""
+    """Sign-in attempts in a sliding window, kept in memory: per process, forgotten on restart.
+
+    An attempt is counted when it starts, before its password is checked, so parallel guesses
+    cannot all slip past the check together; a successful attempt is taken back, and one that
+    fails stays counted. Three limits, each answering "wait" (429 with Retry-After) until the
+    oldest attempt it counts is ``window`` old, never longer:
+
+    * per username and address, ``attempts``: what someone mistyping their password meets; a
+      success from that address clears it;
+    * per address, across usernames, ``spread x attempts``: one address trying many users;
+    * per username, across addresses, ``spread x attempts``: many addresses trying one user.
+      Each address meets its own per-pair limit long before, so no single address can hold a
+      user up for everyone; guesses from many addresses are slowed to this many per window.
+
+    A success takes its own attempt back from the address and username counts but clears
+    nothing else there, so signing in to one's own account does not reset an address's count.
+    Memory is bounded: each of the three maps holds at most ``max_keys`` keys (the least
+    recently used go first) and each key at most its limit of times.
+    """
 
     def __init__(
-        self, attempts: int, window: timedelta, clock: Clock = utcnow, max_keys: int = 10000
+        self,
+        attempts: int,
+        window: timedelta,
+        clock: Clock = utcnow,
+        max_keys: int = 10000,
+        spread: int = 4,
     ) -> None:
         self.attempts = attempts
         self.window = window
         self.clock = clock
-        self.max_keys = max_keys
-        self._failures: OrderedDict[tuple[str, str], list[datetime]] = OrderedDict()
+        self._pairs: _Window[tuple[str, str]] = _Window(attempts, window, max_keys)
+        self._addresses: _Window[str] = _Window(spread * attempts, window, max_keys)
+        self._users: _Window[str] = _Window(spread * attempts, window, max_keys)
 
-    def _recent(self, key: tuple[str, str]) -> list[datetime]:
-        since = self.clock() - self.window
-        recent = [at for at in self._failures.get(key, []) if at > since]
-        if recent:
-            self._failures[key] = recent
-        else:
-            self._failures.pop(key, None)
-        return recent
+    def _wait(self, username: str, address: str, now: datetime) -> float:
+        return max(
+            self._pairs.wait((username, address), now),
+            self._addresses.wait(address, now),
+            self._users.wait(username, now),
+        )
 
     def retry_after(self, username: str, address: str) -> float:
-        """Seconds until this pair may try again; 0 when it may try now."""
-        recent = self._recent((username.lower(), address))
-        if len(recent) < self.attempts:
-            return 0.0
-        return max(1.0, (recent[-self.attempts] + self.window - self.clock()).total_seconds())
+        """Seconds until this username may try again from this address; 0 when it may now."""
+        return self._wait(username.lower(), address, self.clock())
 
-    def failed(self, username: str, address: str) -> None:
-        key = (username.lower(), address)
-        self._failures[key] = [*self._recent(key), self.clock()]
-        self._failures.move_to_end(key)
-        while len(self._failures) > self.max_keys:
-            self._failures.popitem(last=False)
+    def reserve(self, username: str, address: str) -> Ticket | float:
+        """Count an attempt before checking its password, or say how many seconds to wait first.
+        A failed attempt needs nothing more; pass a successful one to ``succeeded``, and one that
+        never got its password checked to ``release``."""
+        username, now = username.lower(), self.clock()
+        wait = self._wait(username, address, now)
+        if wait:
+            return wait
+        self._pairs.add((username, address), now)
+        self._addresses.add(address, now)
+        self._users.add(username, now)
+        return Ticket(username, address, now)
 
-    def succeeded(self, username: str, address: str) -> None:
-        self._failures.pop((username.lower(), address), None)
+    def release(self, ticket: Ticket) -> None:
+        """Take back an attempt whose password was never checked."""
+        self._pairs.remove((ticket.username, ticket.address), ticket.at)
+        self._addresses.remove(ticket.address, ticket.at)
+        self._users.remove(ticket.username, ticket.at)
+
+    def succeeded(self, ticket: Ticket) -> None:
+        self.release(ticket)
+        self._pairs.clear((ticket.username, ticket.address))

@@ -27,14 +27,25 @@ import json
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
 
 import jinja2
 import structlog
 from aiohttp import web
 
-from hotline.auth import Auth, Clock, LoginThrottle, Principal, Role, SessionPolicy, csrf_token
+from hotline.auth import (
+    MAX_PASSWORD,
+    MAX_USERNAME,
+    Auth,
+    Clock,
+    HashingBusy,
+    LoginThrottle,
+    Principal,
+    Role,
+    SessionPolicy,
+    csrf_token,
+)
 from hotline.db import Store
 from hotline.models import utcnow
 from hotline.settings import Settings
@@ -80,6 +91,11 @@ BAD_LOGIN = ("Kullanıcı adı veya parola hatalı.", "Wrong username or passwor
 TOO_MANY = (
     "Çok fazla hatalı deneme. Lütfen biraz sonra tekrar deneyin.",
     "Too many failed attempts. Try again later.",
+)
+TOO_LONG = ("Kullanıcı adı veya parola çok uzun.", "The username or password is too long.")
+BUSY = (
+    "Sunucu şu an çok meşgul. Lütfen biraz sonra tekrar deneyin.",
+    "The server is busy. Try again shortly.",
 )
 
 
@@ -223,22 +239,46 @@ def _from_another_site(request: web.Request) -> bool:
     return request.headers.get("Origin") not in (None, "null", f"{request.scheme}://{request.host}")
 
 
-async def _sign_in(request: web.Request, username: str, password: str) -> tuple[str, Principal] | float:
-    """(token, user) on success, else seconds to wait (0: wrong credentials, try again)."""
+class _Refused(NamedTuple):
+    status: int
+    error: str
+    message: tuple[str, str]  # Turkish, English
+    retry_after: int | None = None
+
+    def headers(self) -> dict[str, str] | None:
+        return None if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+
+
+async def _sign_in(request: web.Request, username: str, password: str) -> tuple[str, Principal] | _Refused:
+    """(token, user) on success, else why not.
+
+    Overlong credentials are refused before anything is kept or hashed. The attempt is counted
+    by the throttle before its password is checked (see ``LoginThrottle``) and taken back when
+    it never got checked: a busy hashing queue or an error on our side is not a guess.
+    """
+    if len(username) > MAX_USERNAME or len(password) > MAX_PASSWORD:
+        return _Refused(400, "too_long", TOO_LONG)
     throttle, auth = request.config_dict[THROTTLE], request.config_dict[AUTH]
     address = request.remote or "?"
-    wait = throttle.retry_after(username, address)
-    if wait:
+    ticket = throttle.reserve(username, address)
+    if isinstance(ticket, float):
         log.warning("web_login_throttled", address=address)
-        return wait
-    result = await auth.authenticate(username, password)
+        return _Refused(429, "too_many_attempts", TOO_MANY, int(ticket + 0.999))
+    try:
+        result = await auth.authenticate(username, password)
+    except HashingBusy:
+        throttle.release(ticket)
+        log.warning("web_login_busy", address=address)
+        return _Refused(503, "busy", BUSY, 1)
+    except BaseException:
+        throttle.release(ticket)
+        raise
     if result.user is None:
-        throttle.failed(username, address)
         # The attempted name is logged only when it is a real user: a password typed into the
         # username field must not reach the log.
         log.info("web_login_failed", reason=result.reason, username=result.known_name, address=address)
-        return 0.0
-    throttle.succeeded(username, address)
+        return _Refused(401, "invalid_login", BAD_LOGIN)
+    throttle.succeeded(ticket)
     opened = await auth.open_session(result.user)
     log.info(
         "web_login", username=opened.principal.username, role=opened.principal.role.value, address=address
@@ -276,12 +316,8 @@ async def api_login(request: web.Request) -> web.Response:
     ):
         raise ApiError(400, "bad_request", "username and password (strings) are required")
     outcome = await _sign_in(request, body["username"], body["password"])
-    if isinstance(outcome, float):
-        if outcome:
-            return json_error(
-                429, "too_many_attempts", TOO_MANY[1], {"Retry-After": str(int(outcome + 0.999))}
-            )
-        return json_error(401, "invalid_login", BAD_LOGIN[1])
+    if isinstance(outcome, _Refused):
+        return json_error(outcome.status, outcome.error, outcome.message[1], outcome.headers())
     token, user = outcome
     if body.get("bearer") is True:
         return web.json_response({**user.as_json(), "token": token})
@@ -309,10 +345,11 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     username, password = str(form.get("username", "")), str(form.get("password", ""))
     next_path = _local_path(str(form.get("next", "/")))
     outcome = await _sign_in(request, username, password)
-    if isinstance(outcome, float):
-        status, error = (429, TOO_MANY) if outcome else (401, BAD_LOGIN)
-        page = _login_page(next_path, username if status == 401 else "", error)
-        return web.Response(status=status, text=page, content_type="text/html")
+    if isinstance(outcome, _Refused):
+        page = _login_page(next_path, username if outcome.status == 401 else "", outcome.message)
+        return web.Response(
+            status=outcome.status, text=page, content_type="text/html", headers=outcome.headers()
+        )
     response = web.Response(status=303, headers={"Location": next_path})
     _set_cookie(request, response, outcome[0])
     return response

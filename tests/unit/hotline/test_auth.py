@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -46,27 +47,91 @@ def test_csrf_token_is_per_session_and_not_the_stored_hash() -> None:
     assert auth.csrf_token("t1") != auth.token_hash("t1")
 
 
+def _fail(throttle: LoginThrottle, username: str, address: str) -> None:
+    """One wrong password: counted up front, nothing more to do."""
+    assert isinstance(throttle.reserve(username, address), auth.Ticket)
+
+
 def test_throttle_counts_failures_per_username_and_address(clock: Clock) -> None:
     throttle = LoginThrottle(3, timedelta(seconds=60), clock)
     for _ in range(3):
         assert throttle.retry_after("ayse", "10.0.0.1") == 0
-        throttle.failed("Ayse", "10.0.0.1")
+        _fail(throttle, "Ayse", "10.0.0.1")
         clock.advance(10)
     assert throttle.retry_after("ayse", "10.0.0.1") == pytest.approx(30)  # the first failure ages out at 60 s
+    assert throttle.reserve("ayse", "10.0.0.1") == pytest.approx(30)  # a refused attempt is not counted
     assert throttle.retry_after("ayse", "10.0.0.2") == 0  # another address
     assert throttle.retry_after("mehmet", "10.0.0.1") == 0  # another user
     clock.advance(31)
     assert throttle.retry_after("ayse", "10.0.0.1") == 0
-    throttle.failed("ayse", "10.0.0.1")
-    throttle.succeeded("ayse", "10.0.0.1")
+    ticket = throttle.reserve("ayse", "10.0.0.1")
+    assert isinstance(ticket, auth.Ticket)
+    throttle.succeeded(ticket)  # the right password clears this pair's two remaining failures
     assert throttle.retry_after("ayse", "10.0.0.1") == 0
+    assert len(throttle._pairs.times) == 0
+
+
+def test_attempts_are_counted_before_the_password_is_checked(clock: Clock) -> None:
+    throttle = LoginThrottle(2, timedelta(seconds=60), clock)
+    first, second = throttle.reserve("ayse", "10.0.0.1"), throttle.reserve("ayse", "10.0.0.1")
+    assert isinstance(first, auth.Ticket) and isinstance(second, auth.Ticket)
+    assert throttle.reserve("ayse", "10.0.0.1") == 60  # both still being checked: no third one
+    throttle.release(first)  # never checked (e.g. the server was busy): not a guess
+    assert throttle.retry_after("ayse", "10.0.0.1") == 0
+
+
+def test_one_address_is_limited_across_usernames(clock: Clock) -> None:
+    throttle = LoginThrottle(3, timedelta(seconds=60), clock)
+    for i in range(12):  # 4 x attempts
+        _fail(throttle, f"user{i}", "10.0.0.1")
+    assert throttle.retry_after("someone-else", "10.0.0.1") == 60
+    assert throttle.retry_after("someone-else", "10.0.0.2") == 0
+    assert throttle.retry_after("user0", "10.0.0.2") == 0  # the names it tried are not held up elsewhere
+
+
+def test_a_username_tried_from_many_addresses_is_slowed_not_locked(clock: Clock) -> None:
+    throttle = LoginThrottle(3, timedelta(seconds=60), clock)
+    for _ in range(3):
+        _fail(throttle, "ayse", "10.0.0.1")
+    assert throttle.retry_after("ayse", "10.0.0.1") == 60
+    assert throttle.retry_after("ayse", "10.0.0.99") == 0  # one address cannot hold her up for everyone
+    for n in range(2, 5):  # a spray from three more addresses: 12 = 4 x attempts in all
+        clock.advance(5)
+        for _ in range(3):
+            _fail(throttle, "ayse", f"10.0.0.{n}")
+    assert throttle.retry_after("ayse", "10.0.0.99") == 45  # slowed, from any address
+    assert throttle.retry_after("mehmet", "10.0.0.99") == 0
+    clock.advance(45)  # the oldest three guesses age out: room for three more, not a lockout
+    for n in range(97, 100):
+        _fail(throttle, "ayse", f"10.0.0.{n}")
+    assert throttle.retry_after("ayse", "10.0.0.96") == 5
 
 
 def test_throttle_memory_is_bounded(clock: Clock) -> None:
     throttle = LoginThrottle(1, timedelta(seconds=60), clock, max_keys=100)
     for i in range(1000):
-        throttle.failed(f"user{i}", "10.0.0.1")
-    assert len(throttle._failures) == 100 and throttle.retry_after("user999", "10.0.0.1") > 0
+        throttle.reserve(f"user{i}", f"10.0.{i // 256}.{i % 256}")
+    for window in (throttle._pairs, throttle._addresses, throttle._users):
+        assert len(window.times) == 100
+        assert all(len(times) <= window.limit for times in window.times.values())
+    assert (
+        throttle.retry_after("user999", "10.0.3.231") > 0 and throttle.retry_after("user0", "10.0.0.0") == 0
+    )
+
+
+async def test_hashing_is_bounded_and_refuses_beyond_its_queue() -> None:
+    gate = auth.HashGate(running=1, waiting=1)
+    go_on = threading.Event()
+    first = asyncio.create_task(gate.run(go_on.wait, 10))
+    second = asyncio.create_task(gate.run(go_on.wait, 10))
+    await asyncio.sleep(0)  # let both tasks reach the gate
+    assert gate.in_flight == 2
+    with pytest.raises(auth.HashingBusy):
+        await gate.run(go_on.wait, 10)
+    go_on.set()
+    assert await first and await second
+    assert gate.in_flight == 0
+    assert await gate.run(len, "abc") == 3
 
 
 async def test_users_are_checked_when_added(web_store: Store) -> None:
@@ -78,6 +143,10 @@ async def test_users_are_checked_when_added(web_store: Store) -> None:
         await users.add("ali", "boss", "uzun-parola")
     with pytest.raises(UserError, match="at least 8"):
         await users.add("ali", "agent", "kısa")
+    with pytest.raises(UserError, match="at most 1024"):
+        await users.add("ali", "agent", "x" * 1025)
+    with pytest.raises(UserError, match="username"):
+        await users.add("a" * 65, "agent", "uzun-parola")
     with pytest.raises(UserError, match="username"):
         await users.add("ali veli", "agent", "uzun-parola")
     [stored] = await users.list()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,11 +16,14 @@ from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from structlog.testing import capture_logs
 from yarl import URL
 
+from hotline import auth
 from hotline.auth import Role, Users
 from hotline.db import Store
 from hotline.settings import Settings
 from hotline.web import (
+    AUTH,
     CSRF_HEADER,
+    THROTTLE,
     ApiError,
     RouteInstaller,
     _set_cookie,
@@ -26,7 +32,8 @@ from hotline.web import (
     public,
     requires,
 )
-from tests.unit.hotline.conftest import Clock
+from tests.conftest import make_settings
+from tests.unit.hotline.conftest import WEB_SETTINGS, Clock
 
 PASSWORD = "doğru-parola"
 
@@ -341,3 +348,72 @@ async def test_no_password_or_token_reaches_the_log(client: Client) -> None:
     assert PASSWORD not in text and "yanlış-parola" not in text and body["token"] not in text
     assert [e["event"] for e in logs] == ["web_login_failed", "web_login_failed", "web_login"]
     assert logs[1]["username"] == "ayse" and logs[0]["username"] is None
+
+
+async def _post_login(client: Client, username: str, password: str) -> tuple[int, dict[str, str]]:
+    async with client.post("/api/login", json={"username": username, "password": password}) as response:
+        return response.status, dict(response.headers)
+
+
+async def test_parallel_wrong_passwords_cannot_outrun_the_throttle(
+    tmp_path: Path, web_store: Store, clock: Clock
+) -> None:
+    settings = make_settings(tmp_path, WEB_SETTINGS.replace("login_attempts = 3", "login_attempts = 5"))
+    await Users(web_store, clock).add("ayse", Role.agent, PASSWORD)
+    async with serve(settings, web_store, clock) as client:
+        answers = await asyncio.gather(*(_post_login(client, "ayse", f"yanlış-{i}") for i in range(20)))
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [401] * 5 + [429] * 15
+    assert all(int(headers["Retry-After"]) > 0 for status, headers in answers if status == 429)
+
+
+async def test_one_address_trying_many_usernames_is_slowed_down(client: Client, clock: Clock) -> None:
+    for i in range(12):  # 4 x login_attempts, each name well under its own limit
+        assert (await _post_login(client, f"user{i}", "yanlış"))[0] == 401
+    status, headers = await _post_login(client, "sema", PASSWORD)
+    assert status == 429 and int(headers["Retry-After"]) == 60  # even a real user with the right password
+    clock.advance(61)
+    await login(client, "sema")
+
+
+async def test_overlong_credentials_are_refused_before_any_work(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_hashing(password: str, stored: str) -> bool:
+        raise AssertionError("hashed a password that should have been refused")
+
+    monkeypatch.setattr(auth, "verify_password", no_hashing)
+    throttle = client.server.app[THROTTLE]
+    for username, password in (("a" * 65, PASSWORD), ("ayse", "x" * 1025)):
+        async with client.post("/api/login", json={"username": username, "password": password}) as r:
+            assert r.status == 400 and (await r.json())["error"] == "too_long"
+        form = {"username": username, "password": password}
+        async with client.post("/login", data=form) as r:
+            assert r.status == 400 and username not in await r.text()
+    assert throttle.retry_after("a" * 65, "127.0.0.1") == 0
+    assert not any(throttle._pairs.times) and not any(throttle._users.times)
+    assert not any(throttle._addresses.times)
+
+
+async def test_a_burst_of_sign_ins_beyond_the_hashing_queue_is_refused_at_once(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    go_on = threading.Event()
+
+    def held_back(password: str, stored: str) -> bool:
+        go_on.wait(10)
+        return False
+
+    monkeypatch.setattr(auth, "verify_password", held_back)
+    client.server.app[AUTH].hashing = auth.HashGate(running=1, waiting=1)
+    tasks = [asyncio.create_task(_post_login(client, name, "yanlış")) for name in ("ayse", "sema", "admin")]
+    try:
+        done, _ = await asyncio.wait(tasks, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+        assert len(done) == 1
+        status, headers = done.pop().result()
+        assert status == 503 and headers["Retry-After"] == "1"
+    finally:
+        go_on.set()
+    assert sorted(status for status, _ in await asyncio.gather(*tasks)) == [401, 401, 503]
+    # The refused attempt was not counted against anyone.
+    assert sum(len(times) for times in client.server.app[THROTTLE]._pairs.times.values()) == 2
