@@ -326,13 +326,18 @@ def render_config(settings: Settings, instance: Instance) -> Path:
     )
     context = {**_render_context(settings, instance, playback), "app_queues": app_queues(settings, queues)}
     etc = host / "etc"
+    etc.chmod(0o700)  # every agent's SIP password and the ARI password are in there
     for template in sorted(TEMPLATES.glob("*.conf")):
-        text = env.get_template(template.name).render(**context)
-        target = etc / template.name
-        target.write_text(text)
-        if template.name == "ari.conf":
-            target.chmod(0o600)
+        _write_private(etc / template.name, env.get_template(template.name).render(**context))
     return etc
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner can read, from its creation on."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file left by an older version may have been readable by all
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
 
 
 # ---------------------------------------------------------------- process
@@ -486,6 +491,11 @@ def down(settings: Settings, purge: bool = False) -> bool:
     _state_file(settings).unlink(missing_ok=True)
     if purge and instance.mode != "external":
         shutil.rmtree(instance.host_dir, ignore_errors=True)
+    elif instance.mode == "chroot":
+        # The shared root keeps one instance folder per state folder ever used: its rendered
+        # config (every password) goes with the Asterisk; recordings and logs stay. ``up``
+        # renders it again.
+        shutil.rmtree(Path(instance.host_dir) / "etc", ignore_errors=True)
     return stopped
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -61,11 +62,19 @@ def make_engine(url: str, echo: bool = False, foreign_keys: bool = True) -> Asyn
     if full.startswith("sqlite"):
         path = full.partition(":///")[2]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(path))
     engine = create_async_engine(full, echo=echo, pool_pre_ping=not full.startswith("sqlite"))
     if full.startswith("sqlite"):
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas(foreign_keys))
     return engine
+
+
+def _private_file(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (callers' numbers, sessions, password
+    hashes); SQLite gives its -wal and -shm files the same permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    path.chmod(0o600)
 
 
 class Store:

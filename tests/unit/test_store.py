@@ -162,3 +162,14 @@ async def test_an_over_long_caller_id_is_cut_to_fit_and_the_call_is_kept(store: 
     assert created
     stored = await calls.get(call.id)
     assert stored is not None and (stored.caller_number, stored.caller_name) == (number[:64], name[:128])
+
+
+async def test_the_sqlite_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "hotline.db"
+    await db.upgrade_async(f"sqlite:///{path}")
+    store = db.Store(f"sqlite:///{path}")
+    try:
+        await CallLog(store).open("chan-private", caller_number="05321234567")
+    finally:
+        await store.close()
+    assert path.stat().st_mode & 0o077 == 0

@@ -38,7 +38,11 @@ def test_rendered_config_listens_on_loopback_with_a_generated_password(
     assert "bindaddr = 127.0.0.1" in http and "bindport = 18123" in http
     password = asterisk.ari_password(settings)
     assert f"password = {password}" in (etc / "ari.conf").read_text()
-    assert (etc / "ari.conf").stat().st_mode & 0o077 == 0
+    # Every rendered file holds or sits beside passwords: owner-only, and so is their folder.
+    assert (
+        all(f.stat().st_mode & 0o077 == 0 for f in etc.glob("*.conf")) and len(list(etc.glob("*.conf"))) > 10
+    )
+    assert etc.stat().st_mode & 0o077 == 0
     assert asterisk.ari_password(settings) == password  # generated once, then reused
     pjsip = (etc / "pjsip.conf").read_text()
     assert "bind = 127.0.0.1:15099" in pjsip
@@ -101,6 +105,24 @@ def test_stop_never_touches_a_process_that_is_not_our_asterisk(settings: Setting
         sleeper.kill()
         sleeper.wait()
     assert asterisk.down(settings) is False  # nothing was started for this state folder
+
+
+def test_taking_a_chroot_instance_down_removes_its_passwords_and_keeps_its_recordings(
+    settings: Settings, tmp_path: Path
+) -> None:
+    host = tmp_path / "root/srv/x"
+    for sub in ("etc", "spool/recording"):
+        (host / sub).mkdir(parents=True)
+    (host / "etc/pjsip.conf").write_text("password = secret\n")
+    (host / "spool/recording/voicemail-1.wav").write_bytes(b"RIFF")
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid that is no Asterisk of ours any more
+    instance = asterisk.Instance(
+        "chroot", str(tmp_path / "root"), "/usr/sbin/asterisk", "/srv/x", str(host), pid=gone.pid
+    )
+    asterisk._save_instance(settings, instance)
+    asterisk.down(settings)
+    assert not (host / "etc").exists() and (host / "spool/recording/voicemail-1.wav").exists()
 
 
 def test_apt_mirror_is_read_from_either_sources_format(tmp_path: Path) -> None:
