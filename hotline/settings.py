@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyAddress,
     PrivateAttr,
     ValidationError,
     field_validator,
@@ -86,6 +87,10 @@ class WebSection(_Section):
     # Failed sign-ins allowed per username and client address within login_window seconds.
     login_attempts: Annotated[int, Field(ge=1)] = 5
     login_window: PositiveSeconds = 900.0
+    # Addresses of reverse proxies terminating TLS in front of us: from these alone the
+    # X-Forwarded-Proto and X-Forwarded-For headers are believed (for Secure cookies and for
+    # counting sign-in attempts per real client). Empty: no proxy is trusted.
+    trusted_proxies: list[IPvAnyAddress] = Field(default_factory=list)
 
 
 class DatabaseSection(_Section):

@@ -33,6 +33,7 @@ from urllib.parse import quote
 import jinja2
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from hotline.auth import (
     MAX_PASSWORD,
@@ -147,6 +148,26 @@ def _is_api(request: web.Request) -> bool:
 
 def _slug(reason: str) -> str:
     return reason.lower().replace(" ", "_")
+
+
+def _behind_proxies(trusted: frozenset[str]) -> Middleware:
+    """Behind a trusted reverse proxy (``web.trusted_proxies``) the request is seen as the client
+    made it: the scheme from X-Forwarded-Proto (so cookies keep ``Secure`` over HTTPS) and the
+    address from X-Forwarded-For (so sign-in attempts are counted per client, not per proxy).
+    From anyone else these headers are ignored: a client could claim any address."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.remote not in trusted:
+            return await handler(request)
+        proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+        chain = [a.strip() for a in request.headers.get("X-Forwarded-For", "").split(",") if a.strip()]
+        # The nearest address that is not one of our proxies is the client's.
+        client = next((a for a in reversed(chain) if a not in trusted), request.remote)
+        scheme = proto if proto in ("http", "https") else request.scheme
+        return await handler(request.clone(scheme=scheme, remote=client))
+
+    return middleware
 
 
 @web.middleware
@@ -399,7 +420,8 @@ def build_web(
     settings: Settings, store: Store, extra: Iterable[RouteInstaller] = (), clock: Clock = utcnow
 ) -> web.Application:
     """The aiohttp application: sign-in and ``/api/me``, then every installer's routes."""
-    webapp = web.Application(middlewares=[_errors, _authorize], client_max_size=1024**2)
+    proxies = _behind_proxies(frozenset(str(a) for a in settings.web.trusted_proxies))
+    webapp = web.Application(middlewares=[proxies, _errors, _authorize], client_max_size=1024**2)
     webapp[AUTH] = Auth(store, SessionPolicy.from_settings(settings.web), clock)
     webapp[THROTTLE] = LoginThrottle(
         settings.web.login_attempts, timedelta(seconds=settings.web.login_window), clock

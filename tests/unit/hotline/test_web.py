@@ -126,6 +126,31 @@ def test_the_cookie_is_secure_on_https() -> None:
     assert response.cookies["hotline_session"]["secure"] is True
 
 
+@pytest.mark.parametrize("trusted", [True, False])
+async def test_behind_a_trusted_proxy_the_cookie_is_secure_and_the_client_address_counts(
+    web_settings: Settings, web_store: Store, clock: Clock, trusted: bool
+) -> None:
+    await Users(web_store, clock).add("ayse", Role.agent, PASSWORD, "Ayşe Yılmaz", "1001")
+    proxies = ["127.0.0.1"] if trusted else []
+    settings = web_settings.model_copy(
+        update={"web": web_settings.web.model_copy(update={"trusted_proxies": proxies, "login_attempts": 1})}
+    )
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}
+    async with serve(settings, web_store, clock) as client:
+        body = {"username": "ayse", "password": PASSWORD}
+        async with client.post("/api/login", json=body, headers=forwarded) as response:
+            assert response.status == 200
+            assert ("Secure" in response.headers["Set-Cookie"]) is trusted
+        wrong = {"username": "ayse", "password": "yanlış"}
+        async with client.post("/api/login", json=wrong, headers=forwarded) as response:
+            assert response.status == 401
+        # Another client behind the same proxy is not held back by the first one's mistakes,
+        # unless the proxy is not trusted (then every client is the proxy's address).
+        other = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.9"}
+        async with client.post("/api/login", json=wrong, headers=other) as response:
+            assert response.status == (401 if trusted else 429)
+
+
 async def test_a_wrong_login_says_nothing_about_whether_the_user_exists(
     client: Client, web_store: Store
 ) -> None:
