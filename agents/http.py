@@ -35,6 +35,10 @@ def _own_agent(request: web.Request) -> str:
     user = current_user(request)
     if not user.agent_id:
         raise ApiError(403, "not_an_agent", "this user is not linked to an agent")
+    if user.agent_id not in _flow(request).ctx.router.agents:
+        raise ApiError(
+            403, "unknown_agent", f"this user's agent {user.agent_id!r} is not in the configuration"
+        )
     return user.agent_id
 
 
@@ -43,8 +47,10 @@ async def _body(request: web.Request) -> dict[str, Any]:
         return {}
     try:
         data = await request.json()
-    except ValueError:
-        raise ApiError(400, "bad_json", "the body is not JSON") from None
+    except (ValueError, LookupError, RecursionError):
+        # Not JSON, not in the charset it names (UTF-8 by default), a charset Python does not
+        # know (LookupError), or nested too deep to parse.
+        raise ApiError(400, "bad_json", "the body is not JSON in UTF-8 (or the charset it names)") from None
     if not isinstance(data, dict):
         raise ApiError(400, "bad_json", "the body must be a JSON object")
     return data

@@ -30,6 +30,7 @@ async def client(desk: Desk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     await users.add("ayse", Role.agent, PASSWORD, "Ayşe Yılmaz", "a1")
     await users.add("ali", Role.agent, PASSWORD, "Ali Kaya")  # a user who is not an agent
     await users.add("sema", Role.supervisor, PASSWORD, "Sema Kaya")
+    await users.add("eski", Role.agent, PASSWORD, "Eski Çalışan", "a9")  # a9: no longer configured
     settings = make_settings(tmp_path, "")
     client = TestClient(TestServer(build_web(settings, desk.store, [http.routes(desk.flow, desk.store)])))
     await client.start_server()
@@ -124,3 +125,42 @@ async def test_supervisors_read_queue_and_agent_figures(client: Client, desk: De
     assert status == 200 and sum(r["answered"] for r in rows if r["agent"] == "a1") == 1
     status, error = await call(client, "GET", "/api/metrics/queues?since=2026-11-22T10:00:00", sema)
     assert status == 400 and "time zone" in error["message"]
+
+
+# -- bad requests are refused, never a 500 ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json", b'{"reason": "meal\xff"}'),  # not UTF-8
+        ("application/json; charset=klingon", b'{"reason": "meal"}'),
+        ("application/json; charset=base64", b'{"reason": "meal"}'),  # a codec, not a charset
+        ("application/json", b"[" * 100_000),  # nested too deep to parse
+        ("application/json", b'["meal"]'),
+        ("application/json", b"meal"),
+    ],
+)
+async def test_a_body_that_is_not_a_json_object_is_a_bad_request(
+    client: Client, content_type: str, body: bytes
+) -> None:
+    ayse = await bearer(client, "ayse")
+    headers = {**ayse, "Content-Type": content_type}
+    async with client.post("/api/agent/pause", headers=headers, data=body) as r:
+        assert r.status == 400 and (await r.json())["error"] == "bad_json"
+
+
+async def test_a_user_whose_agent_is_no_longer_configured_is_refused_clearly(client: Client) -> None:
+    eski = await bearer(client, "eski")
+    for method, path in [
+        ("GET", "/api/agent"),
+        ("GET", "/api/agent/events"),
+        ("POST", "/api/agent/login"),
+        ("POST", "/api/agent/pause"),
+        ("POST", "/api/agent/transfer"),
+        ("POST", "/api/agent/wrap-up/end"),
+    ]:
+        async with client.request(method, path, headers=eski, json={"reason": "meal", "queue": "x"}) as r:
+            assert r.status == 403, (path, await r.text())
+            error = await r.json()
+            assert error["error"] == "unknown_agent" and "a9" in error["message"]
