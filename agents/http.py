@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +26,9 @@ from hotline.web import ApiError, current_user, requires
 
 FLOW = web.AppKey("queue_flow", QueueFlow)
 KEEPALIVE = 15.0  # seconds between SSE comments, so proxies keep an idle stream open
+MAX_WINDOW = timedelta(days=31)  # the longest since..until the metrics routes serve
+# The times the metrics routes accept: far enough inside datetime's range to compute with.
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
 
 
 def _flow(request: web.Request) -> QueueFlow:
@@ -170,23 +174,52 @@ async def spy(request: web.Request) -> web.Response:
     return _ok(channel=leg)
 
 
-def _window(request: web.Request) -> tuple[datetime, datetime, timedelta]:
-    """``since``/``until`` (ISO 8601, default the last 24 hours) and ``bucket`` seconds (default 3600)."""
-    now = datetime.now(UTC)
+def _time(request: web.Request, name: str) -> datetime | None:
+    text = request.query.get(name)
+    if text is None:
+        return None
     try:
-        until = datetime.fromisoformat(request.query["until"]) if "until" in request.query else now
-        since = (
-            datetime.fromisoformat(request.query["since"])
-            if "since" in request.query
-            else until - timedelta(days=1)
-        )
-        bucket = timedelta(seconds=float(request.query.get("bucket", "3600")))
+        value = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise ApiError(400, "bad_request", f"since/until/bucket: {exc}") from None
-    if since.tzinfo is None or until.tzinfo is None:
-        raise ApiError(400, "bad_request", "since/until need a time zone (e.g. +03:00 or Z)")
-    if not since < until or bucket < timedelta(minutes=1):
-        raise ApiError(400, "bad_request", "since must be before until and bucket at least 60 s")
+        raise ApiError(400, "bad_request", f"{name}: not an ISO 8601 time ({exc})") from None
+    if value.tzinfo is None:
+        raise ApiError(400, "bad_request", f"{name}: needs a time zone (e.g. +03:00 or Z)")
+    try:
+        in_range = EARLIEST <= value.astimezone(UTC) < LATEST
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
+        in_range = False
+    if not in_range:
+        raise ApiError(
+            400, "bad_request", f"{name}: out of range (years {EARLIEST.year} to {LATEST.year - 1})"
+        )
+    return value
+
+
+def _window(request: web.Request) -> tuple[datetime, datetime, timedelta]:
+    """``since``/``until`` (ISO 8601, default the last 24 hours) and ``bucket`` seconds (default
+    3600), refused unless the figures are cheap to compute: at most ``MAX_WINDOW`` long and
+    ``metrics.MAX_INTERVALS`` buckets."""
+    until = _time(request, "until") or datetime.now(UTC)
+    since = _time(request, "since") or until - timedelta(days=1)
+    try:
+        seconds = float(request.query.get("bucket", "3600"))
+    except ValueError:
+        seconds = math.nan
+    if not since < until:
+        raise ApiError(400, "bad_request", "since must be before until")
+    if until - since > MAX_WINDOW:
+        raise ApiError(400, "bad_request", f"since and until can be at most {MAX_WINDOW.days} days apart")
+    if not 60 <= seconds <= MAX_WINDOW.total_seconds():  # also refuses nan
+        raise ApiError(400, "bad_request", f"bucket: a number of seconds from 60 to {MAX_WINDOW.days} days")
+    bucket = timedelta(seconds=seconds)
+    count = math.ceil((until - since) / bucket)
+    if count > metrics.MAX_INTERVALS:
+        raise ApiError(
+            400,
+            "bad_request",
+            f"{count} buckets asked for, at most {metrics.MAX_INTERVALS}: make bucket longer or"
+            " the window shorter",
+        )
     return since, until, bucket
 
 

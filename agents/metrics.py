@@ -44,6 +44,8 @@ from hotline.db import Store
 from hotline.models import Call, CallEvent
 
 QUARTER = timedelta(minutes=15)
+# The most intervals one computation builds: each costs every queue (or agent) a row.
+MAX_INTERVALS = 2000
 DEFAULT_SERVICE_LEVEL = 20.0  # seconds, as QueueConfig.service_level
 SHORT_ABANDON = 5.0  # seconds
 # The longest wrap-up the queue config allows: how far past a call's end its wrap-up can run.
@@ -177,8 +179,11 @@ def _check_window(since: datetime, until: datetime, bucket: timedelta) -> None:
 def intervals(
     since: datetime, until: datetime, bucket: timedelta = QUARTER
 ) -> list[tuple[datetime, datetime]]:
-    """[start, end) spans of ``bucket`` from ``since``; the last is cut at ``until``."""
+    """[start, end) spans of ``bucket`` from ``since``; the last is cut at ``until``. At most
+    ``MAX_INTERVALS`` of them, so a window far longer than its bucket is refused, not built."""
     _check_window(since, until, bucket)
+    if (until - since) / bucket > MAX_INTERVALS:
+        raise ValueError(f"more than {MAX_INTERVALS} intervals of {bucket} from {since} to {until}")
     spans = []
     start = since
     while start < until:

@@ -3,8 +3,10 @@ event stream and metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from agents import http
 from hotline import auth
 from hotline.auth import Role, Users
+from hotline.models import utcnow
 from hotline.web import build_web
 from tests.conftest import make_settings
 from tests.unit.agents.harness import Desk
@@ -128,6 +131,47 @@ async def test_supervisors_read_queue_and_agent_figures(client: Client, desk: De
 
 
 # -- bad requests are refused, never a 500 ------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/api/metrics/queues", "/api/metrics/agents"])
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ("bucket=inf", "bucket"),
+        ("bucket=nan", "bucket"),
+        ("bucket=1e20", "bucket"),
+        ("bucket=-3600", "bucket"),
+        ("bucket=0", "bucket"),
+        ("bucket=59", "bucket"),
+        ("bucket=abc", "bucket"),
+        ("since=0001-01-01T00:00:00Z&bucket=60", "range"),
+        ("since=2000-01-01T00:00:00Z&bucket=60", "31 days"),
+        ("since=2026-10-01T00:00:00Z&until=2026-11-02T00:00:00Z", "31 days"),
+        ("since=2026-10-01T00:00:00Z&until=2026-10-31T00:00:00Z&bucket=60", "2000"),
+        ("until=0001-01-01T00:30:00%2B01:00", "range"),
+        ("until=9999-12-31T23:59:59Z", "range"),
+        ("since=2026-11-22T10:00:00Z&until=2026-11-22T09:00:00Z", "before"),
+        ("since=yesterday", "since"),
+    ],
+)
+async def test_metrics_refuse_windows_and_buckets_they_cannot_serve(
+    client: Client, path: str, query: str, words: str
+) -> None:
+    sema = await bearer(client, "sema")
+    async with asyncio.timeout(5):
+        status, error = await call(client, "GET", f"{path}?{query}", sema)
+    assert status == 400 and error["error"] == "bad_request" and words in error["message"], error
+
+
+async def test_the_longest_window_and_the_most_buckets_are_served(client: Client) -> None:
+    sema = await bearer(client, "sema")
+    until = utcnow() + timedelta(minutes=1)
+    since = until - timedelta(days=31)
+    window = f"since={since:%Y-%m-%dT%H:%M:%S.%fZ}&until={until:%Y-%m-%dT%H:%M:%S.%fZ}"
+    for path, who in (("/api/metrics/queues", "queue"), ("/api/metrics/agents", "agent")):
+        status, rows = await call(client, "GET", f"{path}?{window}&bucket=1339.2", sema)  # 2000
+        assert status == 200 and rows
+        assert len([r for r in rows if r[who] == rows[0][who]]) == 2000
 
 
 @pytest.mark.parametrize(

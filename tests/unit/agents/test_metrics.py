@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from agents.config import QueueConfig, load_queues
 from agents.metrics import (
+    MAX_INTERVALS,
     AgentInterval,
     History,
     QueueInterval,
@@ -108,6 +109,15 @@ def test_intervals_start_at_since_and_the_last_stops_at_until() -> None:
         intervals(NINE.replace(tzinfo=None), TEN)
     with pytest.raises(ValueError, match="after since"):
         intervals(TEN, NINE)
+
+
+def test_a_window_of_too_many_intervals_is_refused_before_any_is_built() -> None:
+    minute = timedelta(minutes=1)
+    assert len(intervals(NINE, NINE + MAX_INTERVALS * minute, minute)) == MAX_INTERVALS
+    with pytest.raises(ValueError, match=f"more than {MAX_INTERVALS} intervals"):
+        intervals(datetime(1, 1, 1, tzinfo=UTC), NINE, minute)  # billions of them
+    with pytest.raises(ValueError, match=f"more than {MAX_INTERVALS} intervals"):
+        agent_metrics(History([], [], []), NINE, NINE + (MAX_INTERVALS + 1) * minute, bucket=minute)
 
 
 def test_short_abandons_are_left_out_of_the_service_level() -> None:
