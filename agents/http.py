@@ -2,7 +2,9 @@
 
 Agents act on themselves (``/api/agent/...``, the agent is the signed-in user's ``agent_id``);
 supervisors act on anyone (``/api/agents/{id}/...``), see every queue and call, and read metrics.
-Live notices stream as Server-Sent Events: a ``state`` snapshot first, then each notice.
+Live notices stream as Server-Sent Events: a ``state`` snapshot first, then each notice. A stream
+lasts as long as the session it was opened with: it ends within ``session_check`` seconds of a
+sign-out, the user being disabled or given a new password, or the session running out.
 """
 
 from __future__ import annotations
@@ -12,20 +14,28 @@ import contextlib
 import json
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
 from aiohttp import web
 
 from agents import metrics
 from agents.errors import CommandError
 from agents.notifier import Notice
 from agents.stasis import QueueFlow
+from hotline.auth import Auth
 from hotline.db import Store
-from hotline.web import ApiError, current_user, requires
+from hotline.web import _TOKEN, AUTH, ApiError, current_user, requires
+
+log = structlog.get_logger(__name__)
 
 FLOW = web.AppKey("queue_flow", QueueFlow)
+SESSION_CHECK = web.AppKey("session_check", float)
 KEEPALIVE = 15.0  # seconds between SSE comments, so proxies keep an idle stream open
+# Seconds between checks that a stream's session is still valid: how long a stream can outlive it.
+CHECK_SESSION_EVERY = 2.0
 MAX_WINDOW = timedelta(days=31)  # the longest since..until the metrics routes serve
 # The times the metrics routes accept: far enough inside datetime's range to compute with.
 EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
@@ -260,20 +270,45 @@ async def _stream(
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     )
-    await response.prepare(request)
+    every = request.config_dict[SESSION_CHECK]
+    clock = asyncio.get_running_loop().time
     async with _flow(request).notices.subscribe(agent_id) as sub:
+        first = snapshot()  # before the answer starts, so a failure still answers as JSON
+        await response.prepare(request)
         with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
-            await _send(response, snapshot())
+            await _send(response, first)
+            next_check, next_keepalive = clock() + every, clock() + KEEPALIVE
             while True:
-                try:
-                    notice = await asyncio.wait_for(sub.get(), KEEPALIVE)
-                except TimeoutError:
+                # Checked on time even while notices keep coming.
+                if clock() >= next_check:
+                    if not await _signed_in(request):
+                        break
+                    next_check = clock() + every
+                if clock() >= next_keepalive:
                     await response.write(b": keepalive\n\n")
+                    next_keepalive = clock() + KEEPALIVE
+                try:
+                    notice = await asyncio.wait_for(sub.get(), min(next_check, next_keepalive) - clock())
+                except TimeoutError:
                     continue
                 if notice is None or notice["type"] == "closing":
                     break
                 await _send(response, notice)
+                next_keepalive = clock() + KEEPALIVE
     return response
+
+
+async def _signed_in(request: web.Request) -> bool:
+    """Whether the session the request came with is still open, for the same user with the same
+    role and agent. Checking does not count as activity: an open stream does not keep its
+    session from going idle. A check that fails ends the stream too."""
+    auth = request.config_dict[AUTH]
+    untouched = Auth(auth.store, replace(auth.policy, touch_every=timedelta.max), auth.clock)
+    try:
+        return await untouched.principal(request[_TOKEN]) == current_user(request)
+    except Exception:
+        log.exception("web_stream_session_check_failed", path=request.path)
+        return False
 
 
 async def _send(response: web.StreamResponse, notice: Notice) -> None:
@@ -283,11 +318,14 @@ async def _send(response: web.StreamResponse, notice: Notice) -> None:
 STORE = web.AppKey("metrics_store", Store)
 
 
-def routes(flow: QueueFlow, store: Store) -> Callable[[web.Application], None]:
-    """The installer ``hotline.web.build_web`` calls with its application."""
+def routes(
+    flow: QueueFlow, store: Store, session_check: float = CHECK_SESSION_EVERY
+) -> Callable[[web.Application], None]:
+    """The installer ``hotline.web.build_web`` calls with its application. ``session_check``:
+    seconds between checks that a live stream's session is still valid."""
 
     def install(webapp: web.Application) -> None:
-        webapp[FLOW], webapp[STORE] = flow, store
+        webapp[FLOW], webapp[STORE], webapp[SESSION_CHECK] = flow, store, session_check
         webapp.on_shutdown.append(_close_streams)
         add = webapp.router
         add.add_get("/api/agent", my_state)

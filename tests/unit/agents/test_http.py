@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +24,31 @@ from tests.unit.agents.harness import Desk
 
 PASSWORD = "doğru-parola"
 Client = TestClient[web.Request, web.Application]
+SESSION_CHECK = 0.05  # seconds between a stream's session checks: short, so tests end fast
+
+
+class HandClock:
+    """The web shell's clock (sessions, sign-in throttle): still, unless a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture
-async def client(desk: Desk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Client]:
+def clock() -> HandClock:
+    return HandClock()
+
+
+@pytest.fixture
+async def client(
+    desk: Desk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: HandClock
+) -> AsyncIterator[Client]:
     monkeypatch.setattr(auth, "SCRYPT_N", 2**10)  # cheap hashes: these tests are not about them
     users = Users(desk.store)
     await users.add("ayse", Role.agent, PASSWORD, "Ayşe Yılmaz", "a1")
@@ -35,7 +56,8 @@ async def client(desk: Desk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     await users.add("sema", Role.supervisor, PASSWORD, "Sema Kaya")
     await users.add("eski", Role.agent, PASSWORD, "Eski Çalışan", "a9")  # a9: no longer configured
     settings = make_settings(tmp_path, "")
-    client = TestClient(TestServer(build_web(settings, desk.store, [http.routes(desk.flow, desk.store)])))
+    routes = http.routes(desk.flow, desk.store, session_check=SESSION_CHECK)
+    client = TestClient(TestServer(build_web(settings, desk.store, [routes], clock=clock)))
     await client.start_server()
     yield client
     await client.close()
@@ -128,6 +150,72 @@ async def test_supervisors_read_queue_and_agent_figures(client: Client, desk: De
     assert status == 200 and sum(r["answered"] for r in rows if r["agent"] == "a1") == 1
     status, error = await call(client, "GET", "/api/metrics/queues?since=2026-11-22T10:00:00", sema)
     assert status == 400 and "time zone" in error["message"]
+
+
+# -- streams end with their session -------------------------------------------------------------
+
+
+async def until_closed(stream: Any) -> None:
+    """Read the stream to its end; fails when it is still open after a few seconds."""
+    async with asyncio.timeout(5):
+        while await stream.content.readany():
+            pass
+
+
+async def end_session(how: str, client: Client, who: dict[str, str], username: str, clock: HandClock) -> None:
+    users = Users(client.server.app[http.STORE])
+    match how:
+        case "sign-out":
+            async with client.post("/api/logout", headers=who) as r:
+                assert r.status == 200
+        case "disabled":
+            await users.set_disabled(username)
+        case "new password":
+            await users.set_password(username, "yeni-parola-123")
+        case "lifetime over":
+            clock.advance(12 * 3600 + 1)  # web.session_lifetime's default
+
+
+@pytest.mark.parametrize("how", ["sign-out", "disabled", "new password", "lifetime over"])
+@pytest.mark.parametrize(("username", "path"), [("sema", "/api/live/events"), ("ayse", "/api/agent/events")])
+async def test_a_live_stream_ends_soon_after_its_session(
+    client: Client, clock: HandClock, how: str, username: str, path: str
+) -> None:
+    who = await bearer(client, username)
+    async with client.get(path, headers=who) as stream:
+        [(kind, _)] = await read_events(stream, 1)
+        assert kind == "state"
+        await end_session(how, client, who, username, clock)
+        await until_closed(stream)
+    async with client.get(path, headers=who) as again:
+        assert again.status == 401
+
+
+async def test_a_stream_neither_keeps_its_session_from_going_idle_nor_ends_while_it_is_valid(
+    client: Client, clock: HandClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked = asyncio.Event()
+    check = http._signed_in
+
+    async def counted(request: web.Request) -> bool:
+        try:
+            return await check(request)
+        finally:
+            checked.set()
+
+    monkeypatch.setattr(http, "_signed_in", counted)
+    ayse, sema = await bearer(client, "ayse"), await bearer(client, "sema")
+    async with client.get("/api/agent/events", headers=ayse) as stream:
+        await read_events(stream, 1)
+        clock.advance(5000)  # of web.session_idle's 7200: past the 60 s a session is touched after
+        checked.clear()
+        async with asyncio.timeout(5):
+            await checked.wait()
+        assert (await call(client, "POST", "/api/agents/a1/pause", sema, reason="meal"))[0] == 200
+        [(kind, notice)] = await read_events(stream, 1)
+        assert (kind, notice["presence"]) == ("presence", "paused")  # still open after the checks
+        clock.advance(2201)  # 7201 s since Ayşe's last request: the stream is no request
+        await until_closed(stream)
 
 
 # -- bad requests are refused, never a 500 ------------------------------------------------------
