@@ -14,7 +14,6 @@ import contextlib
 import json
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,9 +24,8 @@ from agents import metrics
 from agents.errors import CommandError
 from agents.notifier import Notice
 from agents.stasis import QueueFlow
-from hotline.auth import Auth
 from hotline.db import Store
-from hotline.web import _TOKEN, AUTH, ApiError, current_user, requires
+from hotline.web import ApiError, current_user, requires, still_signed_in
 
 log = structlog.get_logger(__name__)
 
@@ -302,10 +300,8 @@ async def _signed_in(request: web.Request) -> bool:
     """Whether the session the request came with is still open, for the same user with the same
     role and agent. Checking does not count as activity: an open stream does not keep its
     session from going idle. A check that fails ends the stream too."""
-    auth = request.config_dict[AUTH]
-    untouched = Auth(auth.store, replace(auth.policy, touch_every=timedelta.max), auth.clock)
     try:
-        return await untouched.principal(request[_TOKEN]) == current_user(request)
+        return await still_signed_in(request)
     except Exception:
         log.exception("web_stream_session_check_failed", path=request.path)
         return False

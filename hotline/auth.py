@@ -404,9 +404,10 @@ class Auth:
         await self.purge_expired()
         return Opened(token, _principal(user), row.expires_at)
 
-    async def principal(self, token: str) -> Principal | None:
+    async def principal(self, token: str, *, touch: bool = True) -> Principal | None:
         """Who holds this token, or None when the session is unknown, idle too long, past its
-        lifetime, or its user is disabled."""
+        lifetime, or its user is disabled. ``touch=False``: a check that is not activity (an open
+        live stream must not keep its session from going idle)."""
         now = self.clock()
         async with self.store.session() as session:
             found = (
@@ -421,7 +422,7 @@ class Auth:
             row, user = found
             if user.disabled or now >= row.expires_at or now - row.last_seen_at >= self.policy.idle:
                 return None
-            if now - row.last_seen_at >= self.policy.touch_every:
+            if touch and now - row.last_seen_at >= self.policy.touch_every:
                 row.last_seen_at = now
                 session.add(row)
                 await session.commit()

@@ -314,6 +314,13 @@ def _set_cookie(request: web.Request, response: web.StreamResponse, token: str) 
     )
 
 
+async def still_signed_in(request: web.Request) -> bool:
+    """Whether the session this request came with is still open for the same user, role and
+    agent (for long-lived responses such as live streams). Checking is not activity."""
+    now = await request.config_dict[AUTH].principal(request[_TOKEN], touch=False)
+    return now == current_user(request)
+
+
 def _me(user: Principal, token: str) -> dict[str, Any]:
     return {**user.as_json(), "csrf_token": csrf_token(token)}
 
