@@ -21,29 +21,29 @@ class Desk:
         if agent_id not in self.ctx.router.agents:
             raise UnknownTarget(f"no agent {agent_id!r}")
 
-    async def login(self, agent_id: str) -> None:
+    async def login(self, agent_id: str, by: str = "") -> None:
         self._known(agent_id)
         ctx = self.ctx
         async with ctx.lock:
             try:
-                ctx.router.login(agent_id, ctx.clock.now())
+                ctx.router.login(agent_id, ctx.clock.now(), by)
             except PresenceError as exc:
                 raise CommandError(str(exc)) from None
             ctx.presence.unreachable_unless_online(agent_id)
             await ctx.presence.save(durable=True)
             await ctx.offering.offer()
 
-    async def logout(self, agent_id: str) -> None:
+    async def logout(self, agent_id: str, by: str = "") -> None:
         """Log out now, or when the call in progress (and its wrap-up) is over."""
         self._known(agent_id)
         ctx = self.ctx
         async with ctx.lock:
             if ctx.router.agents[agent_id].presence is Presence.offline:
                 raise CommandError(f"agent {agent_id} is not logged in")
-            ctx.router.logout(agent_id, ctx.clock.now())
+            ctx.router.logout(agent_id, ctx.clock.now(), by)
             await ctx.presence.save(also=[agent_id], durable=True)
 
-    async def pause(self, agent_id: str, reason: str) -> None:
+    async def pause(self, agent_id: str, reason: str, by: str = "") -> None:
         """Pause now, or when the call in progress (and its wrap-up) is over."""
         self._known(agent_id)
         ctx = self.ctx
@@ -52,15 +52,15 @@ class Desk:
         async with ctx.lock:
             if ctx.router.agents[agent_id].presence is Presence.offline:
                 raise CommandError(f"agent {agent_id} is not logged in")
-            ctx.router.pause(agent_id, reason, ctx.clock.now())
+            ctx.router.pause(agent_id, reason, ctx.clock.now(), by)
             await ctx.presence.save(also=[agent_id], durable=True)
 
-    async def resume(self, agent_id: str) -> None:
+    async def resume(self, agent_id: str, by: str = "") -> None:
         self._known(agent_id)
         ctx = self.ctx
         async with ctx.lock:
             try:
-                ctx.router.resume(agent_id, ctx.clock.now())
+                ctx.router.resume(agent_id, ctx.clock.now(), by)
             except PresenceError as exc:
                 raise CommandError(str(exc)) from None
             ctx.presence.unreachable_unless_online(agent_id)

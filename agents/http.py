@@ -104,10 +104,20 @@ def _presence_command(name: str) -> Callable[[web.Request], Awaitable[web.Respon
         agent_id = request.match_info.get("agent_id") or _own_agent(request)
         if request.match_info.get("agent_id"):
             _require_supervisor(request)
-        await _run(getattr(_flow(request).desk, name)(agent_id))
+        command = getattr(_flow(request).desk, name)
+        if name == "end_wrap_up":
+            await _run(command(agent_id))
+        else:  # a presence change is attributed to the supervisor who made it
+            await _run(command(agent_id, by=_by(request, agent_id)))
         return web.json_response(_flow(request).desk.agent_state(agent_id))
 
     return requires("agent")(handler)
+
+
+def _by(request: web.Request, agent_id: str) -> str:
+    """Who made a change to ``agent_id``'s presence, when it was not that agent themself."""
+    user = current_user(request)
+    return "" if user.agent_id == agent_id else user.username
 
 
 def _require_supervisor(request: web.Request) -> None:
@@ -122,7 +132,7 @@ async def pause(request: web.Request) -> web.Response:
         _require_supervisor(request)
     reason = _text(await _body(request), "reason")
     assert reason is not None
-    await _run(_flow(request).desk.pause(agent_id, reason))
+    await _run(_flow(request).desk.pause(agent_id, reason, by=_by(request, agent_id)))
     return web.json_response(_flow(request).desk.agent_state(agent_id))
 
 

@@ -19,6 +19,7 @@ class AgentEvent(SQLModel, table=True):
     after: str = Field(max_length=16)
     reason: str = Field(default="", max_length=64)
     call_id: str | None = Field(default=None, max_length=32)
+    by: str = Field(default="", max_length=64)  # who asked, when not the agent (a supervisor)
 
 
 class Callback(SQLModel, table=True):

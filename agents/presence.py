@@ -104,7 +104,12 @@ class PresenceBook:
         for t in fresh:
             behind.add(
                 AgentEvent(
-                    agent_id=t.agent_id, before=t.before, after=t.after, reason=t.reason, call_id=t.call_id
+                    agent_id=t.agent_id,
+                    before=t.before,
+                    after=t.after,
+                    reason=t.reason,
+                    call_id=t.call_id,
+                    by=t.by,
                 )
             )
         for agent_id in touched:

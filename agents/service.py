@@ -81,6 +81,7 @@ class Agent:
     penalised_until: float = 0.0
     pending: Presence | None = None  # paused/offline asked for during a call
     pending_reason: str = ""
+    pending_by: str = ""
     call_id: str | None = None
     call_queue: str | None = None  # the queue of the call being talked, for its wrap-up time
 
@@ -114,6 +115,7 @@ class Transition:
     reason: str
     at: float
     call_id: str | None = None
+    by: str = ""  # who asked for it, when it was not the agent (a supervisor's user name)
 
 
 class Router:
@@ -130,37 +132,44 @@ class Router:
         self.agents[agent.id] = agent
 
     def _set(
-        self, agent: Agent, presence: Presence, now: float, reason: str = "", call_id: str | None = None
+        self,
+        agent: Agent,
+        presence: Presence,
+        now: float,
+        reason: str = "",
+        call_id: str | None = None,
+        by: str = "",
     ) -> None:
-        self.transitions.append(Transition(agent.id, agent.presence, presence, reason, now, call_id))
+        self.transitions.append(Transition(agent.id, agent.presence, presence, reason, now, call_id, by))
         agent.presence, agent.reason, agent.since = presence, reason, now
         if presence is Presence.available:
             agent.idle_since = now
 
-    def login(self, agent_id: str, now: float) -> None:
+    def login(self, agent_id: str, now: float, by: str = "") -> None:
         agent = self.agents[agent_id]
         if agent.presence is not Presence.offline:
             raise PresenceError(f"agent {agent_id} is already logged in ({agent.presence})")
-        self._set(agent, Presence.available, now, "login")
+        self._set(agent, Presence.available, now, "login", by=by)
 
-    def pause(self, agent_id: str, reason: str, now: float) -> None:
-        self._request(self.agents[agent_id], Presence.paused, reason, now)
+    def pause(self, agent_id: str, reason: str, now: float, by: str = "") -> None:
+        self._request(self.agents[agent_id], Presence.paused, reason, now, by)
 
-    def logout(self, agent_id: str, now: float) -> None:
-        self._request(self.agents[agent_id], Presence.offline, "logout", now)
+    def logout(self, agent_id: str, now: float, by: str = "") -> None:
+        self._request(self.agents[agent_id], Presence.offline, "logout", now, by)
 
-    def _request(self, agent: Agent, presence: Presence, reason: str, now: float) -> None:
+    def _request(self, agent: Agent, presence: Presence, reason: str, now: float, by: str) -> None:
         if agent.presence in (Presence.reserved, Presence.on_call, Presence.wrap_up):
-            agent.pending, agent.pending_reason = presence, reason  # honoured when the call is done
+            # Honoured when the call is done.
+            agent.pending, agent.pending_reason, agent.pending_by = presence, reason, by
             return
-        self._set(agent, presence, now, reason)
+        self._set(agent, presence, now, reason, by=by)
 
-    def resume(self, agent_id: str, now: float) -> None:
+    def resume(self, agent_id: str, now: float, by: str = "") -> None:
         agent = self.agents[agent_id]
         if agent.presence is not Presence.paused:
             raise PresenceError(f"agent {agent_id} is not paused ({agent.presence})")
         agent.missed_in_a_row = 0
-        self._set(agent, Presence.available, now, "resume")
+        self._set(agent, Presence.available, now, "resume", by=by)
 
     def device_unreachable(self, agent_id: str, now: float) -> None:
         """The phone is unregistered or unreachable: no offers until it is back."""
@@ -318,9 +327,9 @@ class Router:
 
     def _after_idle(self, agent: Agent, now: float, reason: str) -> None:
         if agent.pending is not None:
-            presence, why = agent.pending, agent.pending_reason
-            agent.pending, agent.pending_reason = None, ""
-            self._set(agent, presence, now, why)
+            presence, why, by = agent.pending, agent.pending_reason, agent.pending_by
+            agent.pending, agent.pending_reason, agent.pending_by = None, "", ""
+            self._set(agent, presence, now, why, by=by)
         else:
             self._set(agent, Presence.available, now, reason)
 

@@ -26,7 +26,7 @@ class FakeClock:
 
 
 async def test_schema_is_at_head_after_upgrade(store: db.Store) -> None:
-    assert await store.check_schema() == "0006"
+    assert await store.check_schema() == "0007"
 
 
 async def test_not_upgraded_database_is_refused(database_url: str) -> None:

@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from sqlmodel import col, select
 
 from agents import http
+from agents.models import AgentEvent
 from hotline import auth
 from hotline.auth import Role, Users
 from hotline.models import utcnow
@@ -109,6 +111,23 @@ async def test_agents_act_only_on_themselves_and_supervisors_on_anyone(client: C
     assert status == 400 and "phone" in error["message"]  # Sema has no phone of her own
     status, error = await call(client, "POST", "/api/calls/nope/spy", sema, mode="shout", phone="a1")
     assert status == 400 and "mode" in error["message"]
+
+
+async def test_a_presence_change_a_supervisor_makes_is_attributed_to_them(client: Client, desk: Desk) -> None:
+    ayse, sema = await bearer(client, "ayse"), await bearer(client, "sema")
+    assert (await call(client, "POST", "/api/agent/pause", ayse, reason="meal"))[0] == 200
+    assert (await call(client, "POST", "/api/agent/resume", ayse))[0] == 200
+    assert (await call(client, "POST", "/api/agents/a1/pause", sema, reason="meeting"))[0] == 200
+    assert (await call(client, "POST", "/api/agents/a1/logout", sema))[0] == 200
+    await desk.store.behind.flush()
+    async with desk.store.session() as session:
+        rows = (await session.exec(select(AgentEvent).order_by(col(AgentEvent.id)))).all()
+    assert [(r.reason, r.by) for r in rows][-4:] == [
+        ("meal", ""),  # the agent's own
+        ("resume", ""),
+        ("meeting", "sema"),
+        ("logout", "sema"),
+    ]
 
 
 async def read_events(response: Any, count: int) -> list[tuple[str, dict[str, Any]]]:
