@@ -324,12 +324,45 @@ def render_config(settings: Settings, instance: Instance) -> Path:
         keep_trailing_newline=True,
         autoescape=False,  # Asterisk config, not HTML
     )
-    context = {**_render_context(settings, instance, playback), "app_queues": app_queues(settings, queues)}
+    runner = run_user(instance)
+    context = {
+        **_render_context(settings, instance, playback),
+        "app_queues": app_queues(settings, queues),
+        "run_as": runner[0] if runner else "",
+    }
     etc = host / "etc"
     etc.chmod(0o700)  # every agent's SIP password and the ARI password are in there
     for template in sorted(TEMPLATES.glob("*.conf")):
         _write_private(etc / template.name, env.get_template(template.name).render(**context))
+    if runner:  # what Asterisk writes, and its config, belong to the user it runs as
+        for sub in ("etc", "lib", "spool", "run", "log", "cache"):
+            _chown_tree(host / sub, runner[1], runner[2])
     return etc
+
+
+def run_user(instance: Instance) -> tuple[str, int, int] | None:
+    """The unprivileged user Asterisk drops to (``asterisk``, as Debian's package creates it in
+    the sid root or on this machine): name, uid, gid. None when we are not root (Asterisk then
+    runs as whoever starts it) or the user does not exist."""
+    if os.geteuid() != 0:
+        return None
+    passwd = Path(instance.root or "/") / "etc" / "passwd"
+    try:
+        lines = passwd.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split(":")
+        if len(fields) > 3 and fields[0] == "asterisk":
+            return fields[0], int(fields[2]), int(fields[3])
+    return None
+
+
+def _chown_tree(top: Path, uid: int, gid: int) -> None:
+    for folder, _dirs, files in os.walk(top):
+        os.chown(folder, uid, gid)
+        for name in files:
+            os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from hotline import asterisk
 from hotline.settings import Settings
@@ -22,6 +23,14 @@ def test_ari_answers_on_loopback_with_the_generated_password(
     assert len(password) >= 24
     secret_file = hotline_settings.state_path / "secrets" / "ari-password"
     assert secret_file.stat().st_mode & 0o077 == 0
+
+
+def test_asterisk_runs_as_an_unprivileged_user(asterisk_instance: asterisk.Instance) -> None:
+    status = Path(f"/proc/{asterisk_instance.pid}/status").read_text()
+    uids = next(line.split()[1:] for line in status.splitlines() if line.startswith("Uid:"))
+    assert "0" not in uids  # real, effective, saved and file-system uid: none is root
+    runner = asterisk.run_user(asterisk_instance)
+    assert runner is not None and int(uids[1]) == runner[1]
 
 
 def test_status_and_cli_commands(hotline_settings: Settings, asterisk_instance: asterisk.Instance) -> None:

@@ -89,6 +89,25 @@ def test_every_endpoint_hangs_up_a_dead_line(tmp_path: Path) -> None:
         assert f"[{endpoint}](endpoint-common)" in sections
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can hand files to another user")
+def test_asterisk_is_told_to_drop_to_the_roots_asterisk_user_who_owns_what_it_writes(
+    settings: Settings, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    (root / "usr/lib/x86_64-linux-gnu/asterisk/modules").mkdir(parents=True)
+    (root / "usr/share/asterisk").mkdir(parents=True)
+    (root / "etc").mkdir()
+    (root / "etc/passwd").write_text(
+        "root:x:0:0::/root:/bin/sh\nasterisk:x:4242:4343::/var/lib/asterisk:/bin/false\n"
+    )
+    instance = asterisk.Instance("chroot", str(root), "/usr/sbin/asterisk", "/srv/x", str(root / "srv/x"))
+    etc = asterisk.render_config(settings, instance)
+    assert "runuser = asterisk" in (etc / "asterisk.conf").read_text()
+    for folder in ("etc", "lib", "spool", "run", "log"):
+        assert (root / "srv/x" / folder).stat().st_uid == 4242
+    assert (etc / "pjsip.conf").stat().st_uid == 4242 and (etc / "pjsip.conf").stat().st_mode & 0o077 == 0
+
+
 def test_chroot_instances_live_inside_the_root_and_differ_per_state_folder(tmp_path: Path) -> None:
     a = make_settings(tmp_path / "a", '[asterisk]\nmode = "chroot"\nroot_cache = "/r"\n')
     b = make_settings(tmp_path / "b", '[asterisk]\nmode = "chroot"\nroot_cache = "/r"\n')
