@@ -23,7 +23,6 @@ and ``/api/login`` takes JSON only.
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
@@ -335,7 +334,7 @@ async def api_login(request: web.Request) -> web.Response:
         raise ApiError(415, "json_required", "send the credentials as application/json")
     try:
         body = await request.json()
-    except json.JSONDecodeError:
+    except (ValueError, LookupError, RecursionError):  # bad JSON or UTF-8, an unknown charset
         raise ApiError(400, "bad_json", "the body is not valid JSON") from None
     if (
         not isinstance(body, dict)

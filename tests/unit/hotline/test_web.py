@@ -151,6 +151,21 @@ async def test_behind_a_trusted_proxy_the_cookie_is_secure_and_the_client_addres
             assert response.status == (401 if trusted else 429)
 
 
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b'{"username": "ayse", "password": "\xff\xfe"}', "application/json"),  # not UTF-8
+        (b'{"username": "ayse", "password": "x"}', "application/json; charset=no-such-charset"),
+        (b"[" * 100_000, "application/json"),  # nested beyond what the parser takes
+    ],
+)
+async def test_a_body_that_cannot_be_read_as_json_is_a_bad_request(
+    client: Client, body: bytes, content_type: str
+) -> None:
+    async with client.post("/api/login", data=body, headers={"Content-Type": content_type}) as response:
+        assert response.status == 400 and (await response.json())["error"] == "bad_json"
+
+
 async def test_a_wrong_login_says_nothing_about_whether_the_user_exists(
     client: Client, web_store: Store
 ) -> None:
