@@ -249,13 +249,12 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, tuple[str, Any]]:
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
-        if is_secret(dotted):  # a password of digits is still a password, not a number
-            found[dotted] = (name, raw)
-            continue
         try:
             value: Any = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw
+        if is_secret(dotted) and not isinstance(value, str):
+            value = raw  # a password of digits is still a password, not a number
         found[dotted] = (name, value)
     return found
 

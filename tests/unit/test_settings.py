@@ -68,6 +68,8 @@ def test_secrets_are_never_echoed_and_a_password_of_digits_stays_a_password(tmp_
     path = write_settings(tmp_path)
     settings = load_settings(path, environ={"HOTLINE_ARI__PASSWORD": "12345678"})
     assert settings.ari.password == "12345678"
+    quoted = {"HOTLINE_DATABASE__URL": '"postgresql://u:pw@db/hotline"'}  # a TOML string, as documented
+    assert load_settings(path, environ=quoted).database.url == "postgresql://u:pw@db/hotline"
     message = error_for(tmp_path, "[ari]\npassword = 87654321\n")
     assert message.endswith("ari.password: input should be a valid string") and "87654321" not in message
     message = error_for(tmp_path, '[[agents]]\nid = "7"\nname = "A"\npassword = 4242\n')
