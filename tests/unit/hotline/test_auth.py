@@ -121,10 +121,17 @@ def test_throttle_memory_is_bounded(clock: Clock) -> None:
 
 async def test_hashing_is_bounded_and_refuses_beyond_its_queue() -> None:
     gate = auth.HashGate(running=1, waiting=1)
-    go_on = threading.Event()
-    first = asyncio.create_task(gate.run(go_on.wait, 10))
-    second = asyncio.create_task(gate.run(go_on.wait, 10))
-    await asyncio.sleep(0)  # let both tasks reach the gate
+    go_on, hashing = threading.Event(), threading.Event()
+
+    def slow_hash() -> bool:
+        hashing.set()
+        return go_on.wait(10)
+
+    first = asyncio.create_task(gate.run(slow_hash))
+    second = asyncio.create_task(gate.run(slow_hash))
+    # Once the first hash is running in its thread, both tasks have reached the gate (they were
+    # ready before this wait began).
+    assert await asyncio.to_thread(hashing.wait, 5)
     assert gate.in_flight == 2
     with pytest.raises(auth.HashingBusy):
         await gate.run(go_on.wait, 10)
