@@ -12,7 +12,8 @@ from ari.testing import FakeAri
 from hotline import db
 from hotline.calls import CallLog
 from hotline.models import CallEvent
-from tests.unit.agents.harness import Desk, Timers, running_flow
+from tests.harness.clock import ManualSleep
+from tests.unit.agents.harness import Desk, running_flow
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
             changed.set()
 
         calls.subscribe(seen)
-        timers = Timers()
+        timers = ManualSleep()
         async with running_flow(fake, store, calls, timers) as (client, flow):
             yield Desk(fake, calls, flow, timeline, changed, timers, client, store)
     await store.close()

@@ -21,35 +21,9 @@ from hotline.callflow import Fallback, Guard
 from hotline.calls import CallLog
 from hotline.clock import Clock
 from hotline.models import CallEvent
+from tests.harness.clock import ManualSleep
 
 QUEUES = load_queues(Path("config/queues.toml"))
-
-
-class Timers:
-    """Stands in for asyncio.sleep: a wait ends only when the test lets waits of that length end."""
-
-    def __init__(self) -> None:
-        self.pending: list[tuple[float, asyncio.Future[None]]] = []
-        self.armed = asyncio.Event()
-
-    async def __call__(self, seconds: float) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.pending.append((seconds, future))
-        self.armed.set()
-        await future
-
-    def running(self, seconds: float) -> int:
-        return sum(1 for s, f in self.pending if s == seconds and not f.done())
-
-    async def expire(self, seconds: float) -> None:
-        """Wait until a wait of ``seconds`` is running, then end every such wait."""
-        async with asyncio.timeout(5):
-            while not self.running(seconds):
-                self.armed.clear()
-                await self.armed.wait()
-        for s, future in self.pending:
-            if s == seconds and not future.done():
-                future.set_result(None)
 
 
 async def presence(stream: Subscription, agent_id: str, wanted: Presence) -> Notice:
@@ -69,7 +43,7 @@ class Desk:
     flow: QueueFlow
     timeline: list[CallEvent]
     changed: asyncio.Event
-    timers: Timers
+    timers: ManualSleep
     client: AriClient
     store: db.Store
 
@@ -105,7 +79,7 @@ async def running_flow(
     fake: FakeAri,
     store: db.Store,
     calls: CallLog,
-    timers: Timers,
+    timers: ManualSleep,
     queues: QueuesConfig = QUEUES,
     seats: tuple[AgentSeat, ...] = (SEAT,),
 ) -> AsyncIterator[tuple[AriClient, QueueFlow]]:

@@ -19,39 +19,14 @@ from hotline.clock import Clock
 from hotline.models import Call, CallEvent
 from ivr.config import IvrConfig, load_ivr
 from ivr.flow import FlowConfig, Handoff, IvrFlow
+from tests.harness.clock import ManualSleep
 
 LANGUAGES = ("tr", "en", "ar")
 SUNDAY_NOON = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 
 
-class ManualTimer:
-    """Stands in for asyncio.sleep: the wait for a key ends only when the test says so."""
-
-    def __init__(self) -> None:
-        self.pending: list[tuple[float, asyncio.Future[None]]] = []
-        self.armed = asyncio.Event()
-
-    async def __call__(self, seconds: float) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.pending.append((seconds, future))
-        self.armed.set()
-        await future
-
-    async def expire(self) -> float:
-        """Wait until a key timer is running, then let it run out; return its length."""
-        while True:
-            await asyncio.wait_for(self.armed.wait(), 5)
-            self.armed.clear()
-            running = [(s, f) for s, f in self.pending if not f.done()]
-            self.pending.clear()
-            if running:
-                seconds, future = running[-1]
-                future.set_result(None)
-                return seconds
-
-
 class Harness:
-    def __init__(self, fake: FakeAri, calls: CallLog, flow: IvrFlow, timer: ManualTimer) -> None:
+    def __init__(self, fake: FakeAri, calls: CallLog, flow: IvrFlow, timer: ManualSleep) -> None:
         self.fake, self.calls, self.flow, self.timer = fake, calls, flow, timer
         self.handoffs: list[Handoff] = []
         self.timeline: list[CallEvent] = []
@@ -110,7 +85,7 @@ async def make_harness(
     url = f"sqlite:///{tmp_path / 'flow.db'}"
     await db.upgrade_async(url)
     store = db.Store(url)
-    timer = ManualTimer()
+    timer = ManualSleep()
     async with FakeAri(username="hotline", password="pw") as fake:
         client = AriClient(fake.base_url, "hotline", "pw", "hotline", backoff_base=0.01, backoff_max=0.05)
         calls = CallLog(store)
@@ -338,9 +313,9 @@ async def test_a_call_left_unanswered_by_a_crash_is_answered_and_its_menu_restar
             FlowConfig("183", LANGUAGES),
             nowhere,
             guard_for(client, calls),
-            clock=Clock(sleep=ManualTimer()),
+            clock=Clock(sleep=ManualSleep()),
         )
-        harness = Harness(fake, calls, flow, ManualTimer())
+        harness = Harness(fake, calls, flow, ManualSleep())
         async with client:
             client.on_event(flow.handle)
             runner = asyncio.create_task(client.run())
