@@ -173,10 +173,60 @@ class AsteriskSection(_Section):
         return self
 
 
+class SpeechLanguage(_Section):
+    """How one language is transcribed."""
+
+    # vosk: streaming partials, dozens of streams; whisper: multilingual, cut by voice activity.
+    engine: Literal["vosk", "whisper"] = "whisper"
+    # For vosk: a model folder, relative to speech.models_dir (or absolute).
+    model: str = ""
+    # For vosk: the engine used when the model folder is missing; empty: start-up stops instead.
+    fallback: Literal["whisper", ""] = ""
+
+
+class SpeechRecording(_Section):
+    """Per-call recordings through ARI, kept in Asterisk's recording store."""
+
+    # off; mixed: both sides in one file; sides: one file per speaker (also what a call beyond the
+    # live capacity is transcribed from after it ends, whatever this says).
+    mode: Literal["off", "mixed", "sides"] = "off"
+    retention_days: Annotated[int, Field(ge=1)] = 30
+
+
 class SpeechSection(_Section):
-    engine: Literal["vosk", "none"] = "vosk"
-    model_path: str = "models/vosk-model-small-tr-0.3"
-    sample_rate: Literal[8000, 16000] = 8000
+    enabled: bool = True
+    # Where operators put Vosk models (e.g. models/vosk-model-small-tr-0.3).
+    models_dir: str = "models"
+    # Whisper weights: "base" (multilingual, installed with the hotline), "tiny.en" (English
+    # only, installed with the test extras) or a faster-whisper model folder.
+    whisper_model: str = "base"
+    # Per language; a language not listed uses whisper.
+    languages: dict[str, SpeechLanguage] = Field(default_factory=dict)
+    # Live streams each engine may run at once (measure with bench/transcribe_capacity.py);
+    # a call beyond them is recorded and transcribed after it ends (degraded, shown on the call).
+    max_streams: dict[Literal["vosk", "whisper"], Annotated[int, Field(ge=0)]] = Field(
+        default_factory=lambda: {"vosk": 12, "whisper": 2}
+    )
+    # Audio reaches us as RTP from Asterisk's externalMedia channels, one UDP port per stream.
+    rtp_host: str = "127.0.0.1"
+    rtp_start: Port = 20000
+    rtp_end: Port = 20999
+    # Threads that decode speech (the event loop never does).
+    threads: Annotated[int, Field(ge=1, le=64)] = 2
+    # Personal data replaced in stored and shown text: tckn, phone, iban, email.
+    redact: list[Literal["tckn", "phone", "iban", "email"]] = Field(
+        default_factory=lambda: ["tckn", "phone", "iban", "email"]
+    )
+    # Keep the unredacted text as well, shown only to these roles.
+    keep_raw: bool = False
+    raw_roles: list[Literal["agent", "supervisor", "admin"]] = Field(default_factory=lambda: ["admin"])
+    recording: SpeechRecording = SpeechRecording()
+
+    @model_validator(mode="after")
+    def _rtp_range(self) -> SpeechSection:
+        if self.rtp_end <= self.rtp_start:
+            raise ValueError("rtp_end must be above rtp_start")
+        return self
 
 
 class LoggingSection(_Section):
