@@ -15,6 +15,10 @@ depends on the words actually spoken, so ``warm`` stays small.
 Kaldi keeps counting time across streams, so each recognizer remembers how much audio it has
 been fed and results are given in seconds since *its current stream* started (to the ms).
 
+Results are reproducible (with ``--dither=0`` in the model's conf/mfcc.conf) between recognizers
+with the same history; a recognizer's graph cache, filled by what it decoded before, can tip a
+close call between two hypotheses, so a cold and a warmed one may differ in a word.
+
 A recognizer is used by one thread at a time (the pipeline's one job per stream); the pool
 itself is locked, so ``recognizer``/``release`` may be called from any thread.
 """
@@ -151,7 +155,7 @@ class VoskEngine:
     name = "vosk"
 
     def __init__(self, models: Mapping[str, Path], warm: int = 1) -> None:
-        vosk.SetLogLevel(-1)
+        vosk.SetLogLevel(-2)  # errors only: -1 still prints a warning per odd partial lattice
         self._models: dict[str, Any] = {}
         for language, path in models.items():
             if not path.is_dir():
