@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("banner", help="print where everything is")
 
+    speech = sub.add_parser("speech", help="speech engines").add_subparsers(dest="action", required=True)
+    speech.add_parser("models", help="show which engine and model transcribe each language")
+
     users = sub.add_parser("users", help="web sign-in accounts").add_subparsers(dest="action", required=True)
     users.add_parser("list", help="show every user")
     # No abbreviations: "--password SECRET" must fail, not be taken for --password-file.
@@ -134,6 +137,23 @@ def _prompts(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _speech(settings: Settings, _args: argparse.Namespace) -> int:
+    from transcripts.speech_models import plan
+
+    for line in plan(settings).lines():  # a SpeechConfigError is a SettingsError: exit 2
+        print(line)
+    return 0
+
+
+def _transcripts_line(settings: Settings) -> str:
+    from transcripts.speech_models import SpeechConfigError, plan
+
+    try:
+        return plan(settings).summary()
+    except SpeechConfigError as exc:
+        return f"none: {exc}"
+
+
 def _banner(settings: Settings) -> int:
     from hotline.web import web_url
 
@@ -153,6 +173,7 @@ Alo Hotline
   try a call     .venv/bin/hotline call {settings.asterisk.extension}
   softphone      register caller-phone@{sip} (password in {secrets}/caller-phone-password)
   agent phones   {agents} (passwords in {secrets}/agent-<id>-password)
+  transcripts    {_transcripts_line(settings)}
 """
     )
     return 0
@@ -248,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         "prompts": lambda: _prompts(settings, args),
         "call": lambda: _call(settings, args),
         "banner": lambda: _banner(settings),
+        "speech": lambda: _speech(settings, args),
         "users": lambda: _users(settings, args),
     }
     try:

@@ -102,16 +102,17 @@ class SpeechPlan:
             return [f"speech transcription is off (speech.enabled = false in {self.source})"]
         out = [f"speech models ({self.source})"]
         for p in self.languages:
-            origin = "configured" if p.listed else "hotline language, not in speech.languages"
-            out.append(f"  {p.language}: {p.engine} ({origin})")
-            if p.vosk_model is not None:
-                state = "found" if p.engine == "vosk" else "MISSING"
-                out.append(f"      vosk model    {p.vosk_model}  {state}")
             if p.fallback:
-                out.append(f"      fallback      whisper (speech.languages.{p.language}.fallback)")
+                how = f"configured vosk, model missing: fallback = {p.engine}"
+            else:
+                how = "configured" if p.listed else "not in speech.languages: whisper by default"
+            out.append(f"  {p.language}  {p.engine:<8} ({how})")
+            if p.vosk_model is not None:
+                found = "found" if p.engine == "vosk" else "MISSING"
+                out.append(f"      vosk model  {p.vosk_model}  {found}")
         if self.whisper is not None:
-            state = "ready" if self.whisper.ready else "joined from its packages at start-up"
-            out.append(f"  whisper model: {self.whisper.name}  {self.whisper.path}  {state}")
+            state = "found" if self.whisper.ready else "joined from its packages at start-up"
+            out.append(f"  whisper model {self.whisper.name}: {self.whisper.path}  {state}")
         out += [f"  warning: {w}" for w in self.warnings]
         return out
 
