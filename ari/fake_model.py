@@ -11,7 +11,7 @@ import itertools
 import json
 import re
 import time
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -68,6 +68,10 @@ class AsteriskModel:
     bridges: dict[str, JsonDict]
     playbacks: dict[str, JsonDict]
     live_recordings: dict[str, JsonDict]
+    snooping: dict[str, str]  # snoop channel -> the channel it listens to
+    # Recordings are modelled in fake_registry.
+    _record: Callable[[str, dict[str, str]], Awaitable[web.Response]]
+    _finish_recording: Callable[[JsonDict, str], Awaitable[None]]
     stored_recordings: dict[str, JsonDict]
     device_states: dict[str, str]
     endpoints: list[JsonDict]
@@ -169,6 +173,11 @@ class AsteriskModel:
                 bridge["channels"].remove(channel_id)
                 await self.emit({"type": "ChannelLeftBridge", "bridge": bridge, "channel": channel})
         await self.emit({"type": "ChannelHangupRequest", "cause": cause, "soft": False, "channel": channel})
+        # As in Asterisk: a recording ends (and is stored) with its channel, before it leaves the app.
+        for recording in [
+            r for r in self.live_recordings.values() if r["target_uri"] == f"channel:{channel_id}"
+        ]:
+            await self._finish_recording(recording, "done")
         if channel["dialplan"]["app_name"] == "Stasis":
             await self.emit({"type": "StasisEnd", "channel": channel})
         del self.channels[channel_id]
@@ -176,6 +185,10 @@ class AsteriskModel:
         await self.emit(
             {"type": "ChannelDestroyed", "cause": cause, "cause_txt": "Normal Clearing", "channel": channel}
         )
+        # As in Asterisk: a snoop ends with the channel it listens to.
+        for snoop in [s for s, target in self.snooping.items() if target == channel_id]:
+            del self.snooping[snoop]
+            await self._hangup(snoop, cause)
 
     async def _stasis_start_later(self, channel: JsonDict, args: list[str]) -> None:
         await self.emit({"type": "StasisStart", "args": args, "channel": channel})
@@ -257,7 +270,8 @@ class AsteriskModel:
             caller="",
         )
         channel["channelvars"] = {"UNICASTRTP_LOCAL_ADDRESS": "127.0.0.1", "UNICASTRTP_LOCAL_PORT": "40000"}
-        self._later(self._stasis_start_later(channel, []))
+        # As Asterisk does, ``data`` comes back as the StasisStart arguments.
+        self._later(self._stasis_start_later(channel, [a for a in p.get("data", "").split(",") if a]))
         return _json(channel)
 
     async def _channel_get(self, _r: web.Request | None, m: Match, *_: Any) -> web.Response:
@@ -330,26 +344,6 @@ class AsteriskModel:
         self._channel(m)
         return await self._play(f"channel:{m.group(1)}", p)
 
-    async def _record(self, target_uri: str, p: dict[str, str]) -> web.Response:
-        name = self._require(p, "name")
-        if name in self.live_recordings:
-            raise HttpError(409, "Recording already in progress")
-        recording = {
-            "name": name,
-            "format": p.get("format", "wav"),
-            "target_uri": target_uri,
-            "state": "recording",
-        }
-        self.live_recordings[name] = recording
-        await self.emit({"type": "RecordingStarted", "recording": dict(recording)})
-        return _json(recording, 201)
-
-    async def _channel_record(
-        self, _r: web.Request | None, m: Match, p: dict[str, str], _b: Any
-    ) -> web.Response:
-        self._channel(m)
-        return await self._record(f"channel:{m.group(1)}", p)
-
     async def _channel_var_get(
         self, _r: web.Request | None, m: Match, p: dict[str, str], _b: Any
     ) -> web.Response:
@@ -379,6 +373,7 @@ class AsteriskModel:
         snoop = self.make_channel(
             p.get("snoopId"), name=f"Snoop/{m.group(1)}-{next(self._ids):08x}", state="Up", app=app, args=args
         )
+        self.snooping[snoop["id"]] = m.group(1)
         self._later(self._stasis_start_later(snoop, args))
         return _json(snoop)
 

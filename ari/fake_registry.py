@@ -13,6 +13,37 @@ from .fake_model import AsteriskModel, HttpError, JsonDict, Match, _json
 class AsteriskRegistry(AsteriskModel):
     # recordings
 
+    async def _record(self, target_uri: str, p: dict[str, str]) -> web.Response:
+        name = self._require(p, "name")
+        if name in self.live_recordings:
+            raise HttpError(409, "Recording already in progress")
+        recording = {
+            "name": name,
+            "format": p.get("format", "wav"),
+            "target_uri": target_uri,
+            "state": "recording",
+        }
+        self.live_recordings[name] = recording
+        await self.emit({"type": "RecordingStarted", "recording": dict(recording)})
+        return _json(recording, 201)
+
+    async def _channel_record(
+        self, _r: web.Request | None, m: Match, p: dict[str, str], _b: Any
+    ) -> web.Response:
+        self._channel(m)
+        return await self._record(f"channel:{m.group(1)}", p)
+
+    async def _finish_recording(self, recording: JsonDict, state: str) -> None:
+        """Stored (unless cancelled) and announced, as when its channel hangs up or it is stopped."""
+        self.live_recordings.pop(recording["name"], None)
+        recording["state"] = state
+        if state == "done":
+            self.stored_recordings[recording["name"]] = {
+                "name": recording["name"],
+                "format": recording["format"],
+            }
+        await self.emit({"type": "RecordingFinished", "recording": recording})
+
     def _live(self, m: Match) -> JsonDict:
         recording = self.live_recordings.get(m.group(1))
         if recording is None:
@@ -23,16 +54,11 @@ class AsteriskRegistry(AsteriskModel):
         return _json(self._live(m))
 
     async def _live_stop(self, _r: web.Request | None, m: Match, *_: Any) -> web.Response:
-        recording = self.live_recordings.pop(self._live(m)["name"])
-        recording["state"] = "done"
-        self.stored_recordings[recording["name"]] = {"name": recording["name"], "format": recording["format"]}
-        await self.emit({"type": "RecordingFinished", "recording": recording})
+        await self._finish_recording(self._live(m), "done")
         return web.Response(status=204)
 
     async def _live_cancel(self, _r: web.Request | None, m: Match, *_: Any) -> web.Response:
-        recording = self.live_recordings.pop(self._live(m)["name"])
-        recording["state"] = "canceled"
-        await self.emit({"type": "RecordingFinished", "recording": recording})
+        await self._finish_recording(self._live(m), "canceled")
         return web.Response(status=204)
 
     async def _live_noop(self, _r: web.Request | None, m: Match, *_: Any) -> web.Response:

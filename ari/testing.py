@@ -78,6 +78,7 @@ class FakeAri(AsteriskRegistry):
         self.playbacks: dict[str, JsonDict] = {}
         self.live_recordings: dict[str, JsonDict] = {}
         self.stored_recordings: dict[str, JsonDict] = {}
+        self.snooping: dict[str, str] = {}
         self.device_states: dict[str, str] = {}
         self.endpoints: list[JsonDict] = [
             {"technology": "PJSIP", "resource": "agent1", "state": "online", "channel_ids": []},

@@ -499,8 +499,11 @@ async def test_hangup_emits_events(fake: FakeAri, world: Running) -> None:
     await world.client.channels.hangup("c1", reason="normal")
     await world.rec.wait_type(ev.ChannelDestroyed)
     kinds = [type(e) for e in world.rec.events if not isinstance(e, ev.Connected)]
-    # c1 sits in bridge b1, so it leaves it first.
-    assert kinds == [ev.ChannelLeftBridge, ev.ChannelHangupRequest, ev.StasisEnd, ev.ChannelDestroyed]
+    # c1 sits in bridge b1, so it leaves it first; the recording r1 of it ends before it leaves the app.
+    assert kinds == [
+        ev.ChannelLeftBridge, ev.ChannelHangupRequest, ev.RecordingFinished, ev.StasisEnd, ev.ChannelDestroyed
+    ]  # fmt: skip
+    assert "r1" in fake.stored_recordings and "r1" not in fake.live_recordings
 
 
 async def test_ids_are_quoted_in_paths(fake: FakeAri, world: Running) -> None:
