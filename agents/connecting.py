@@ -54,6 +54,7 @@ class Connecting:
                 soon=True,
                 on_commit=lambda: log.info("agent_connected", call_id=call_id, agent_id=agent_id),
                 agent=agent_id,
+                agent_channel=leg.channel_id,
             )
             ctx.tell_agent("connected", caller, leg.agent_id)
             ctx.queue_changed(caller.queue)

@@ -87,5 +87,7 @@ class Resync:
             call.id, agent_id, agent_channel.id, 0, dialled=True, answered=True
         )
         ctx.router.adopt(agent_id, call.id, caller.queue, ctx.clock.now())
-        await ctx.calls.record(call.id, CallEventKind.readopted_with_agent, agent=agent_id)
+        await ctx.calls.record(
+            call.id, CallEventKind.readopted_with_agent, agent=agent_id, agent_channel=agent_channel.id
+        )
         log.info("call_readopted", call_id=call.id, agent_id=agent_id)

@@ -54,7 +54,9 @@ class CallLog:
             call = Call(
                 channel_id=channel_id, started_at=now, answered_at=now if answered else None, **fields
             )
-            events = [CallEvent(call_id=call.id, at=now, kind=CallEventKind.stasis_start, data=fields)]
+            # The channel is on the entry for listeners that act on the line (transcripts).
+            start = {**fields, "channel": channel_id}
+            events = [CallEvent(call_id=call.id, at=now, kind=CallEventKind.stasis_start, data=start)]
             if answered:
                 events.append(CallEvent(call_id=call.id, at=now, kind=CallEventKind.answered, data={}))
             # Core statements: the ORM's unit of work costs several times more, on every call.

@@ -98,6 +98,12 @@ class CallEventKind(StrEnum):
     spy_requested = "spy_requested"
     spy_connected = "spy_connected"
     spy_ended = "spy_ended"
+    # transcripts
+    transcript_started = "transcript_started"  # a speaker's live stream (engine, language)
+    transcript_degraded = "transcript_degraded"  # beyond live capacity: recorded, transcribed later
+    transcript_failed = "transcript_failed"  # capture could not start; the call goes on untouched
+    transcribed_after_call = "transcribed_after_call"
+    recording_started = "recording_started"
     # our own failures (see hotline.callflow)
     step_failed = "step_failed"
     step_recovered = "step_recovered"

@@ -21,4 +21,5 @@ async def test_an_agent_channel_entering_the_app_before_create_answers_is_still_
 async def test_an_agent_channel_entering_the_app_after_create_answers_is_dialled(desk: Desk) -> None:
     await desk.queued_caller()
     connected = await desk.until("agent_connected")
-    assert connected.data == {"agent": "a1"}
+    assert connected.data["agent"] == "a1"
+    assert connected.data["agent_channel"].startswith("hotline-agent-")  # transcripts listen to it
