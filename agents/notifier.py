@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 Notice = dict[str, Any]  # as a stream sends it: JSON with a "type"
 
@@ -55,7 +55,13 @@ class QueueNotice:
         return {"type": "queue", "queue": self.queue, "waiting": self.waiting}
 
 
-TypedNotice = PresenceNotice | CallNotice | EndedNotice | QueueNotice
+class Publishable(Protocol):
+    """A notice from elsewhere (a live transcript line, say), handed in by the app."""
+
+    def as_json(self) -> Notice: ...
+
+
+TypedNotice = PresenceNotice | CallNotice | EndedNotice | QueueNotice | Publishable
 
 
 class Subscription:

@@ -23,6 +23,8 @@ from hotline.calls import CallLog
 from hotline.db import Store
 from hotline.logging import configure_logging, scrubber
 from hotline.settings import Settings
+from hotline.speech import Speech, build_speech
+from hotline.speech import check as check_speech
 from hotline.web import public, start_web
 from ivr.flow import FlowConfig, Handoff, IvrFlow
 
@@ -44,6 +46,7 @@ class App:
     queues: QueueFlow
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     web_runner: web.AppRunner | None = None
+    speech: Speech | None = None
 
     async def start(self, serve_web: bool = True) -> None:
         await self.store.check_schema()
@@ -54,6 +57,10 @@ class App:
         self.ari.on_event(self._filter_events)
         self.ari.on_event(self.flow.handle)
         self.ari.on_event(self.queues.handle)
+        if self.settings.speech.enabled:
+            self.speech = await build_speech(self.settings, self.ari, self.calls, self.store)
+            await self.speech.start(self.ari, self.calls, self.queues.notices)
+            log.info("transcripts_ready", engines=self.speech.plan.engines)
         self.tasks.append(asyncio.create_task(self.ari.run(), name="ari-supervisor"))
         await self.ari.wait_connected(timeout=self.settings.ari.request_timeout)
         if serve_web:
@@ -62,9 +69,10 @@ class App:
                 log.info(
                     "web_users_created", users=created, secrets_dir=str(self.settings.state_path / "secrets")
                 )
-            self.web_runner = await start_web(
-                self.settings, self.store, [self.health_routes, agents_http.routes(self.queues, self.store)]
-            )
+            installers = [self.health_routes, agents_http.routes(self.queues, self.store)]
+            if self.speech is not None:
+                installers.append(self.speech.routes.install)
+            self.web_runner = await start_web(self.settings, self.store, installers)
 
     def health_routes(self, webapp: web.Application) -> None:
         """``/healthz``, open to monitoring without a session."""
@@ -103,6 +111,8 @@ class App:
         await self.queues.close(tidy=self.ari.connected is not None)
         if self.web_runner is not None:
             await self.web_runner.cleanup()
+        if self.speech is not None:
+            await self.speech.close()  # the calls go on; what was said so far is stored
         await self.ari.close()
         for task in self.tasks:
             task.cancel()
@@ -114,6 +124,8 @@ class App:
 def create_app(settings: Settings) -> App:
     """Build the application; reads and validates the IVR and builds its prompts (fails fast)."""
     queues, ivr = load_call_config(settings)
+    if settings.speech.enabled:
+        check_speech(settings)  # a missing model stops start-up here, naming the key and the path
     instance = asterisk.load_instance(settings) or asterisk.plan_instance(settings)
     sounds = asterisk.build_instance_prompts(settings, instance, ivr)
     password = asterisk.ari_password(settings)

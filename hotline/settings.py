@@ -173,6 +173,23 @@ class AsteriskSection(_Section):
         return self
 
 
+EngineName = Literal["vosk", "whisper"]
+RedactKind = Literal["tckn", "phone", "iban", "email"]
+RoleName = Literal["agent", "supervisor", "admin"]
+
+
+def _stream_limits() -> dict[EngineName, int]:
+    return {"vosk": 12, "whisper": 2}
+
+
+def _all_redactions() -> list[RedactKind]:
+    return ["tckn", "phone", "iban", "email"]
+
+
+def _admins() -> list[RoleName]:
+    return ["admin"]
+
+
 class SpeechLanguage(_Section):
     """How one language is transcribed."""
 
@@ -204,9 +221,7 @@ class SpeechSection(_Section):
     languages: dict[str, SpeechLanguage] = Field(default_factory=dict)
     # Live streams each engine may run at once (measure with bench/transcribe_capacity.py);
     # a call beyond them is recorded and transcribed after it ends (degraded, shown on the call).
-    max_streams: dict[Literal["vosk", "whisper"], Annotated[int, Field(ge=0)]] = Field(
-        default_factory=lambda: {"vosk": 12, "whisper": 2}
-    )
+    max_streams: dict[EngineName, Annotated[int, Field(ge=0)]] = Field(default_factory=_stream_limits)
     # Audio reaches us as RTP from Asterisk's externalMedia channels, one UDP port per stream.
     rtp_host: str = "127.0.0.1"
     rtp_start: Port = 20000
@@ -214,12 +229,10 @@ class SpeechSection(_Section):
     # Threads that decode speech (the event loop never does).
     threads: Annotated[int, Field(ge=1, le=64)] = 2
     # Personal data replaced in stored and shown text: tckn, phone, iban, email.
-    redact: list[Literal["tckn", "phone", "iban", "email"]] = Field(
-        default_factory=lambda: ["tckn", "phone", "iban", "email"]
-    )
+    redact: list[RedactKind] = Field(default_factory=_all_redactions)
     # Keep the unredacted text as well, shown only to these roles.
     keep_raw: bool = False
-    raw_roles: list[Literal["agent", "supervisor", "admin"]] = Field(default_factory=lambda: ["admin"])
+    raw_roles: list[RoleName] = Field(default_factory=_admins)
     recording: SpeechRecording = SpeechRecording()
 
     @model_validator(mode="after")

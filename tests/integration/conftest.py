@@ -87,6 +87,11 @@ direct = {{ "1830" = "operator" }}
 # queue longer than rtp_timeout would be cut for that. test_dead_line.py runs its own Asterisk
 # with a short one.
 rtp_timeout = 0
+[speech]
+# Transcription is switched on by the tests about it (tests/integration/test_transcripts.py).
+enabled = false
+rtp_start = {rtp + 1000}
+rtp_end = {rtp + 1400}
 [logging]
 format = "json"
 [queues]

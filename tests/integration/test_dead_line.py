@@ -52,6 +52,8 @@ rtp_end = {rtp + 100}
 start_timeout = 120.0
 direct = {{ "1830" = "operator" }}
 rtp_timeout = {RTP_TIMEOUT}
+[speech]
+enabled = false
 [logging]
 format = "json"
 [ivr]

@@ -47,7 +47,7 @@ KERNEL = {
     "auth",
 }
 KERNEL_FOLDERS = ("migrations.versions.",)
-APP = {"app", "cli", "asterisk", "callconfig", "sipp", "migrations.env"}
+APP = {"app", "cli", "asterisk", "callconfig", "sipp", "speech", "migrations.env"}
 
 
 @dataclass(frozen=True, slots=True)
