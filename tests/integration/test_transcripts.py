@@ -16,12 +16,14 @@ import pytest
 from sqlmodel import col, select
 
 from agents.notifier import Notice
+from ari import AriClient
+from hotline import asterisk
 from hotline.app import App, create_app
 from hotline.settings import Settings, SpeechLanguage
 from tests.harness import sipp
 from tests.integration.conftest import ended, leftovers, quick
 from transcripts.bus import TranscriptNotice
-from transcripts.models import TranscriptSegment
+from transcripts.models import Recording, TranscriptSegment
 
 CALLER_SAYS = "My husband has a knife and he is threatening to kill me. Please send help."
 AGENT_SAYS = "Stay calm. The police are on their way to your address."
@@ -146,3 +148,46 @@ async def test_vosk_streams_partials_to_the_desks_before_the_sentence_ends(
     assert early, [(at, n["text"], n["final"]) for at, n in heard][:10]
     channels, bridges = await leftovers(settings)
     assert channels == [] and bridges == ["hotline-queue-help"]  # only the queue's holding bridge
+
+
+async def test_beyond_live_capacity_a_call_is_transcribed_from_its_recordings_after_it_ends(
+    settings: Settings, tmp_path: Path, phone_port: int, voices: tuple[Path, Path]
+) -> None:
+    caller_voice, agent_voice = voices
+    app = create_app(quick(speaking(settings, max_streams={"whisper": 0}), tmp_path))
+    await app.start(serve_web=False)
+    try:
+        assert app.speech is not None
+        done = ended(app)
+        async with sipp.phone(port=phone_port, audio=agent_voice) as desk:
+            result = await sipp.call(settings, "183", digits="11", say=caller_voice, speak_after=1.0, hold=12)
+            assert "answered" in (await desk.result()).log
+        assert result.ok, result.errors
+        [end] = await asyncio.wait_for(done, 30)
+        async with asyncio.timeout(120), app.speech.recordings.done:
+            while await app.speech.recordings.pending() or len(await recorded(app)) < 2:
+                await app.speech.recordings.done.wait()
+        events = await app.calls.events(end.call_id)
+        degraded = [e.data["side"] for e in events if e.kind == "transcript_degraded"]
+        assert sorted(degraded) == ["agent", "caller"]  # visible on the call
+        assert not [e for e in events if e.kind == "transcript_started"]
+        segments = await stored(app)
+        assert {s.mode for s in segments} == {"after_call"}
+        caller = " ".join(s.text for s in segments if s.speaker == "caller").lower()
+        agent = " ".join(s.text for s in segments if s.speaker == "agent").lower()
+        assert "knife" in caller and "police" in agent, (caller, agent)
+        # Recordings kept only for this (recording.mode is off) are gone from Asterisk's store.
+        async with AriClient(
+            settings.ari.url, settings.ari.user, asterisk.ari_password(settings), settings.ari.app
+        ) as client:
+            assert not [r for r in await client.recordings.list_stored() if r.name.startswith("hotline-tx-")]
+        assert app.speech.flow.ctx.transcriber.figures.counts["degraded"] == 2  # and in the figures
+    finally:
+        await app.close()
+
+
+async def recorded(app: App) -> list[str]:
+    """Calls' recordings that were transcribed after the call."""
+    async with app.store.session() as session:
+        rows = await session.exec(select(Recording).where(col(Recording.pending).is_(False)))
+        return [r.name for r in rows.all()]
