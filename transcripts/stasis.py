@@ -154,6 +154,7 @@ class TranscriptFlow:
             engine=engine,
             language=call.language,
         )
+        log.info("transcript_started", call_id=call.call_id, side=str(tap.side), engine=engine)
 
     def _stream(self, call: CallTaps, tap: Tap, engine: str) -> LiveStream:
         transcriber = self.ctx.transcriber

@@ -19,9 +19,11 @@ from agents.notifier import Notice
 from ari import AriClient
 from hotline import asterisk
 from hotline.app import App, create_app
+from hotline.db import Store
 from hotline.settings import Settings, SpeechLanguage
 from tests.harness import sipp
 from tests.integration.conftest import ended, leftovers, quick
+from tests.integration.service import Service, start_service
 from transcripts.bus import TranscriptNotice
 from transcripts.models import Recording, TranscriptSegment
 
@@ -191,3 +193,51 @@ async def recorded(app: App) -> list[str]:
     async with app.store.session() as session:
         rows = await session.exec(select(Recording).where(col(Recording.pending).is_(False)))
         return [r.name for r in rows.all()]
+
+
+async def test_after_a_kill_the_next_run_removes_the_old_taps_and_goes_on_writing(
+    settings: Settings, phone_port: int, voices: tuple[Path, Path]
+) -> None:
+    caller_voice, agent_voice = voices
+    speech = {"HOTLINE_SPEECH__ENABLED": "true", "HOTLINE_WEB__PORT": str(sipp.free_port(kind=1))}
+    services: list[Service] = []
+    try:
+        first = await start_service(settings, **speech)
+        services.append(first)
+        await first.wait_for("hotline_ready", timeout=60)
+        async with sipp.phone(port=phone_port, audio=agent_voice):
+            # Turkish, the operator; the caller speaks only once the second run has taken over.
+            caller = asyncio.create_task(
+                sipp.call(settings, "183", digits="10", say=caller_voice, speak_after=15, hold=30)
+            )
+            # The caller's side is tapped from the menus on, the agent's once connected.
+            call_id = (await first.wait_for("agent_connected", timeout=60))["call_id"]
+            while (await first.wait_for("transcript_started", timeout=30))["side"] != "agent":
+                pass
+            assert '"side": "caller"' in "".join(first.lines)
+            old = [c for c in (await leftovers(settings))[0] if c.startswith("hotline-tx-")]
+            assert len(old) == 4  # a snoop and an externalMedia channel for each side
+            first.process.kill()  # no goodbye: the taps stay in Asterisk
+            await first.process.wait()
+
+            second = await start_service(settings, **speech)
+            services.append(second)
+            removed = {(await second.wait_for("orphan_tap_removed", timeout=60))["channel_id"] for _ in old}
+            assert removed == set(old)
+            sides = {(await second.wait_for("transcript_started", timeout=30))["side"] for _ in range(2)}
+            assert sides == {"caller", "agent"}
+            assert (await caller).ok
+            assert (await second.wait_for("call_ended", timeout=60))["call_id"] == call_id
+    finally:
+        for service in services:
+            await service.stop()
+    store = Store(settings.database_url)
+    try:
+        async with store.session() as session:
+            rows = await session.exec(select(TranscriptSegment).where(TranscriptSegment.call_id == call_id))
+            said = " ".join(s.text for s in rows.all() if s.speaker == "caller").lower()
+    finally:
+        await store.close()
+    assert "knife" in said, said  # spoken after the crash, written down by the next run
+    channels, bridges = await leftovers(settings)
+    assert channels == [] and not [b for b in bridges if b.startswith("hotline-tx-")]
