@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -50,6 +51,17 @@ class HotlineSection(_Section):
     # On SIGTERM/SIGINT: "fallback" hands live calls to the dialplan fallback (ring the agents
     # directly); "keep" leaves them in Asterisk for the next start to re-adopt (quick restarts).
     on_stop: Literal["fallback", "keep"] = "fallback"
+    # The site's local time, for times people read (transcript text).
+    timezone: str = "Europe/Istanbul"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
 
 
 class AriSection(_Section):

@@ -7,6 +7,7 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from agents.notifier import Notifier
 from ari import AriClient
@@ -106,5 +107,5 @@ async def build_speech(settings: Settings, ari: AriClient, calls: CallLog, store
     def figures() -> dict[str, Any]:
         return status(capacity, transcriber.figures, {"engines": chosen.engines})
 
-    routes = TranscriptRoutes(store, calls, speech.raw_roles, figures)
+    routes = TranscriptRoutes(store, calls, speech.raw_roles, figures, ZoneInfo(settings.hotline.timezone))
     return Speech(flow, bus, recordings, routes, pool, chosen)

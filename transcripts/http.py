@@ -8,6 +8,7 @@ call's. The unredacted text is shown only to the roles ``speech.raw_roles`` name
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from datetime import UTC, tzinfo
 from typing import Any
 
 from aiohttp import web
@@ -36,11 +37,13 @@ class TranscriptRoutes:
         calls: CallLog,
         raw_roles: Collection[str],
         status: Callable[[], dict[str, Any]],
+        tz: tzinfo = UTC,
     ) -> None:
         self.store = store
         self.calls = calls
         self.raw_roles = frozenset(raw_roles)
         self.status = status
+        self.tz = tz
 
     def install(self, webapp: web.Application) -> None:
         webapp.router.add_get("/api/calls/{call_id}/transcript", self.transcript)
@@ -55,7 +58,7 @@ class TranscriptRoutes:
 
     async def transcript_text(self, request: web.Request) -> web.Response:
         segments = await self._segments(current_user(request), request.match_info["call_id"])
-        return web.Response(text=as_text(segments), content_type="text/plain", charset="utf-8")
+        return web.Response(text=as_text(segments, self.tz), content_type="text/plain", charset="utf-8")
 
     @requires(Role.supervisor)
     async def figures(self, _request: web.Request) -> web.Response:

@@ -11,7 +11,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from hotline.clock import SYSTEM, Clock
@@ -167,14 +167,15 @@ class Transcriber:
         )
 
 
-def as_text(segments: Iterable[TranscriptSegment]) -> str:
-    """The plain-text transcript: one line per segment, time and speaker first (Turkish labels
-    first, as agents read them)."""
+def as_text(segments: Iterable[TranscriptSegment], tz: tzinfo = UTC) -> str:
+    """The plain-text transcript: one line per segment, local time and speaker first (Turkish
+    labels first, as agents read them)."""
     labels = {Speaker.caller: "Arayan/Caller", Speaker.agent: "Temsilci/Agent"}
     lines = []
     for s in segments:
         who = labels[Speaker(s.speaker)] + (f" {s.agent_id}" if s.agent_id else "")
-        lines.append(f"[{s.start_at:%H:%M:%S}] {who}: {s.text}")
+        text = " ".join(s.text.split())  # one line per segment, whatever the engine wrote
+        lines.append(f"[{s.start_at.astimezone(tz):%H:%M:%S}] {who}: {text}")
     return "\n".join(lines) + ("\n" if lines else "")
 
 
