@@ -171,14 +171,15 @@ class TranscriptFlow:
     async def _record(self, call: CallTaps, tap: Tap, spy: str, *, pending: bool) -> None:
         ctx = self.ctx
         name = f"{PREFIX}{call.call_id}-{tap.side}-{uuid.uuid4().hex[:8]}"
+        now = ctx.clock.utcnow()
         row = Recording(
             name=name,
             call_id=call.call_id,
             side=str(tap.side),
             agent_id=tap.agent_id,
             language=call.language,
-            started_at=ctx.clock.utcnow(),
-            expires_at=ctx.clock.utcnow() + timedelta(days=ctx.recordings.retention_days),
+            started_at=now,
+            expires_at=now + timedelta(days=ctx.recordings.retention_days),
             pending=pending,
         )
         await ctx.recordings.add(row)  # committed first: a crash after this still transcribes it

@@ -162,9 +162,10 @@ async def world(
         bus = Bus()
         bus.listen(heard)
         engine = ScriptedEngine()
+        whisper = ScriptedEngine("whisper")
         pool = ThreadPoolExecutor(max_workers=2)
         transcriber = Transcriber(store, Redactor(["tckn", "phone", "iban", "email"]), bus, keep_raw=True)
-        engines = {"vosk": engine}
+        engines = {"vosk": engine, "whisper": whisper}
         recordings = Recordings(
             client,
             store,
@@ -184,8 +185,8 @@ async def world(
             transcriber=transcriber,
             recordings=recordings,
             engines=engines,  # type: ignore[arg-type]
-            choose=lambda _language: "vosk",
-            capacity=Capacity(limits or {"vosk": 4}),
+            choose=lambda language: "whisper" if language == "en" else "vosk",  # as a plan would
+            capacity=Capacity(limits or {"vosk": 4, "whisper": 4}),
             pool=pool,
             default_language="tr",
             record_mode=record_mode,

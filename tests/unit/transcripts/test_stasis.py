@@ -211,3 +211,17 @@ async def test_steps_of_an_ended_call_do_nothing(w: World) -> None:
     await w.calls.record(call_id, CallEventKind.agent_connected, agent="a1", agent_channel=channel)
     await asyncio.wait_for(asyncio.gather(*w.flow._tasks), 5)
     assert w.ours() == ([], []) and call_id not in w.flow.calls
+
+
+async def test_a_language_chosen_in_the_menu_moves_the_caller_to_its_engine(w: World) -> None:
+    call_id, _ = await w.caller()
+    await w.kind(CallEventKind.transcript_started)
+    before = w.ours()
+    await w.calls.route(call_id, queue="help", category=None, language="en", path=["2"])
+    moved = await w.kind(CallEventKind.transcript_started, 2)
+    assert moved.data == {"side": "caller", "engine": "whisper", "language": "en"}
+    await w.fake.wait_for(lambda: not set(before[0]) & set(w.fake.channels))  # the old tap is down
+    assert len(w.ours()[0]) == 2
+    assert (w.ctx.capacity.in_use["vosk"], w.ctx.capacity.in_use["whisper"]) == (0, 1)
+    await w.calls.close(call_id, CallOutcome.completed)
+    await w.fake.wait_for(lambda: w.ours() == ([], []))
