@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from ari import AriClient, AriError
+from ari import AriClient
 from ari import events as ev
 from hotline.calls import CallLog
 from hotline.clock import SYSTEM, Clock
@@ -144,7 +144,7 @@ class TranscriptFlow:
         call.taps.append(tap)
         try:
             await ctx.taps.listen(tap, "in", self._stream(call, tap, engine))
-        except (AriError, OSError, TimeoutError) as exc:
+        except Exception as exc:  # whatever failed (Asterisk, ports, a timeout), the call goes on
             await self._failed(call, tap, exc)
             return
         await ctx.calls.record(
@@ -186,7 +186,7 @@ class TranscriptFlow:
         call.taps.append(tap)
         try:
             await ctx.taps.record(tap, spy, name)
-        except (AriError, OSError, TimeoutError) as exc:
+        except Exception as exc:  # whatever failed (Asterisk, ports, a timeout), the call goes on
             await ctx.recordings.forget(name)
             await self._failed(call, tap, exc)
             return

@@ -13,7 +13,7 @@ from sqlmodel import col, select
 from hotline import db
 from hotline.models import CallEventKind, CallOutcome
 from tests.unit.transcripts.harness import World, speak, world
-from transcripts.media import RtpReceiver
+from transcripts.media import PortsExhausted, RtpReceiver
 from transcripts.models import Recording, TranscriptSegment
 from transcripts.stasis import CallTaps
 
@@ -225,3 +225,17 @@ async def test_a_language_chosen_in_the_menu_moves_the_caller_to_its_engine(w: W
     assert (w.ctx.capacity.in_use["vosk"], w.ctx.capacity.in_use["whisper"]) == (0, 1)
     await w.calls.close(call_id, CallOutcome.completed)
     await w.fake.wait_for(lambda: w.ours() == ([], []))
+
+
+async def test_with_every_port_in_use_the_tap_fails_and_gives_its_slot_back(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def exhausted(*_: object, **__: object) -> None:
+        raise PortsExhausted("every port is leased")
+
+    monkeypatch.setattr(w.ctx.taps.ports, "lease", exhausted)
+    _, channel = await w.caller()
+    failed = await w.kind(CallEventKind.transcript_failed)
+    assert "every port" in failed.data["error"]
+    assert w.ctx.capacity.in_use["vosk"] == 0 and w.ours() == ([], [])
+    assert channel in w.fake.channels
