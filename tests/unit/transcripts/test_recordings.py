@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 from sqlmodel import select
 
 from hotline import db
@@ -14,15 +11,6 @@ from hotline.clock import Clock
 from hotline.models import CallEventKind, CallOutcome
 from tests.unit.transcripts.harness import world
 from transcripts.models import Recording
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[db.Store]:
-    url = f"sqlite:///{tmp_path / 'recordings.db'}"
-    await db.upgrade_async(url)
-    store = db.Store(url)
-    yield store
-    await store.close()
 
 
 async def rows(store: db.Store) -> list[Recording]:

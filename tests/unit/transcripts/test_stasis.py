@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlmodel import col, select
@@ -18,15 +17,6 @@ from transcripts.models import Recording, TranscriptSegment
 from transcripts.stasis import CallTaps
 
 _NO_CALL = CallTaps("", "")
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[db.Store]:
-    url = f"sqlite:///{tmp_path / 'transcripts.db'}"
-    await db.upgrade_async(url)
-    store = db.Store(url)
-    yield store
-    await store.close()
 
 
 @pytest.fixture
