@@ -25,6 +25,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from transcripts.spoken import NUMBER_WORDS, Group, Token, glued, read_run, starts_number, tokenize
+
 Kind = Literal["tckn", "phone", "iban", "email"]
 
 LABELS: dict[Kind, str] = {
@@ -55,7 +57,7 @@ class Redactor:
     def redact(self, text: str) -> Redacted:
         if not self._kinds:
             return Redacted(text, ())
-        tokens = _tokenize(text)
+        tokens = tokenize(text)
         candidates: list[_Finding] = []
         if self._kinds & _NUMERIC_KINDS:
             candidates.extend(_number_findings(text, tokens))
@@ -102,170 +104,8 @@ def is_tr_iban(digits: str) -> bool:
     return len(digits) == 24 and int(digits[2:] + "2927" + digits[:2]) % 97 == 1
 
 
-# --- tokens --------------------------------------------------------------------------------------
-
-_TOKEN = re.compile(r"(?P<num>[0-9]+)|(?P<word>[^\W\d_]+)|(?P<sym>\S)")
-
-TokenKind = Literal["num", "word", "sym"]
-
-
-@dataclass(frozen=True, slots=True)
-class _Token:
-    text: str
-    key: str  # folded for look-ups: lowercase ASCII
-    kind: TokenKind
-    start: int
-    end: int
-
-
-_ASCII = str.maketrans("ıçğöşü", "icgosu", "\u0307")
-
-
-def _fold(word: str) -> str:
-    # One key for "altı", "alti", "ALTI" and "ALTİ" alike: recognizers write any of them, and "I"
-    # lowers to "i" while "İ" lowers to "i" plus a combining dot.
-    return word.lower().translate(_ASCII)
-
-
-def _tokenize(text: str) -> list[_Token]:
-    tokens = []
-    for m in _TOKEN.finditer(text):
-        kind: TokenKind = "num" if m["num"] else "word" if m["word"] else "sym"
-        tokens.append(_Token(m[0], _fold(m[0]), kind, m.start(), m.end()))
-    return tokens
-
-
-def _glued(left: _Token, right: _Token) -> bool:
-    return left.end == right.start
-
-
-# --- number words --------------------------------------------------------------------------------
-
-# Keys are folded (see _fold): "uc" is "üç", "kirk" is "kırk".
-_ZEROS = frozenset({"sifir", "zero", "oh"})
-_UNITS = {
-    "bir": 1, "iki": 2, "uc": 3, "dort": 4, "bes": 5, "alti": 6, "yedi": 7, "sekiz": 8, "dokuz": 9,
-    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-}  # fmt: skip
-_TEENS = {
-    "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
-    "seventeen": 17, "eighteen": 18, "nineteen": 19,
-}  # fmt: skip
-_TENS = {
-    "on": 10, "yirmi": 20, "otuz": 30, "kirk": 40, "elli": 50, "altmis": 60, "yetmis": 70,
-    "seksen": 80, "doksan": 90,
-    "ten": 10, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
-    "eighty": 80, "ninety": 90,
-}  # fmt: skip
-_HUNDREDS = frozenset({"yuz", "hundred"})
-_THOUSANDS = frozenset({"bin", "thousand"})
-_REPEATS = {"double": 2, "triple": 3}
-_NUMBER_WORDS = _ZEROS | _UNITS.keys() | _TEENS.keys() | _TENS.keys() | _HUNDREDS | _THOUSANDS
-
-# Between two groups of one run ("0 (532) 123-45-67", "five three two, one two three").
-_RUN_SEPARATORS = frozenset(",-.()/\u2013\u2014")  # with en and em dashes
-_MAX_SEPARATORS = 2
 _PHONE_PLUS = frozenset({"+", "arti", "plus"})
 _TR_MARKERS = frozenset({("te", "re"), ("t", "r"), ("ti", "ar"), ("tee", "ar")})
-
-
-class _Number:
-    """One spoken number composed word by word: hundreds, then tens, then units ("beş yüz otuz iki")."""
-
-    __slots__ = ("below", "empty", "hundreds", "tens", "thousands", "units")
-
-    def __init__(self) -> None:
-        self.empty = True
-        self.thousands = 0  # value of the part before "bin"/"thousand"
-        self.below = 0  # value of the part after it
-        self.hundreds = self.tens = self.units = False
-
-    def add(self, key: str, next_key: str = "") -> bool:
-        """Take the next word if it extends this number; False means it starts a new one.
-
-        A unit before "yüz"/"hundred" multiplies it, so it only extends a bare thousand:
-        "doksan beş yüz" is 90 then 500, "bin beş yüz" is 1500.
-        """
-        if key in _UNITS and next_key in _HUNDREDS and not (self.empty or self._bare_thousand()):
-            return False
-        if key in _UNITS and not self.units:
-            self.below += _UNITS[key]
-            self.units = True
-        elif (key in _TENS or key in _TEENS) and not (self.tens or self.units):
-            self.below += _TENS.get(key) or _TEENS[key]
-            self.tens = True
-            self.units = key in _TEENS
-        elif key in _HUNDREDS and not (self.hundreds or self.tens) and (self.units or self.below == 0):
-            self.below = (self.below or 1) * 100
-            self.hundreds, self.units = True, False
-        elif key in _THOUSANDS and not self.thousands:
-            self.thousands = (self.below or 1) * 1000
-            self.below = 0
-            self.hundreds = self.tens = self.units = False
-        else:
-            return False
-        self.empty = False
-        return True
-
-    def _bare_thousand(self) -> bool:
-        return self.thousands > 0 and not (self.hundreds or self.tens or self.units)
-
-    def digits(self) -> str:
-        return str(self.thousands + self.below)
-
-
-@dataclass(frozen=True, slots=True)
-class _Group:
-    first: int  # token indices, inclusive
-    last: int
-    digits: str
-
-
-def _single_digit(token: _Token) -> str | None:
-    if token.key in _ZEROS:
-        return "0"
-    if token.key in _UNITS:
-        return str(_UNITS[token.key])
-    if token.kind == "num" and len(token.text) == 1:
-        return token.text
-    return None
-
-
-def _starts_number(tokens: list[_Token], i: int) -> bool:
-    token = tokens[i]
-    if token.kind == "num" or token.key in _NUMBER_WORDS:
-        return True
-    return token.key in _REPEATS and i + 1 < len(tokens) and _single_digit(tokens[i + 1]) is not None
-
-
-def _read_group(tokens: list[_Token], i: int) -> _Group:
-    token = tokens[i]
-    if token.kind == "num":
-        return _Group(i, i, token.text)
-    if token.key in _REPEATS:  # "double five": _starts_number checked the digit
-        return _Group(i, i + 1, (_single_digit(tokens[i + 1]) or "") * _REPEATS[token.key])
-    if token.key in _ZEROS:  # a zero never combines: "sıfır beş yüz" is 0 then 500
-        return _Group(i, i, "0")
-    number = _Number()
-    number.add(token.key)
-    j = i + 1
-    while j < len(tokens) and number.add(tokens[j].key, tokens[j + 1].key if j + 1 < len(tokens) else ""):
-        j += 1
-    return _Group(i, j - 1, number.digits())
-
-
-def _read_run(tokens: list[_Token], i: int) -> tuple[list[_Group], int]:
-    """The groups of the number run starting at token i, and the index after the run."""
-    groups: list[_Group] = []
-    while True:
-        group = _read_group(tokens, i)
-        groups.append(group)
-        i = j = group.last + 1
-        while j < len(tokens) and j - i < _MAX_SEPARATORS and tokens[j].text in _RUN_SEPARATORS:
-            j += 1
-        if j >= len(tokens) or not _starts_number(tokens, j):
-            return groups, i
-        i = j
 
 
 # --- findings ------------------------------------------------------------------------------------
@@ -290,7 +130,7 @@ def _resolve(candidates: list[_Finding]) -> list[_Finding]:
     return sorted(chosen, key=lambda f: f.start)
 
 
-def _tr_marker(tokens: list[_Token], i: int) -> int | None:
+def _tr_marker(tokens: list[Token], i: int) -> int | None:
     """Start of a "TR" / "te re" said or written just before token i."""
     if i >= 1 and tokens[i - 1].key == "tr":
         return tokens[i - 1].start
@@ -310,7 +150,7 @@ def _number_kinds(digits: str) -> list[Kind]:
     return kinds
 
 
-def _widen(text: str, tokens: list[_Token], first: int, last: int, plus: bool) -> tuple[int, int]:
+def _widen(text: str, tokens: list[Token], first: int, last: int, plus: bool) -> tuple[int, int]:
     """The span of tokens first..last, with a "+" before it if asked and parentheses kept in pairs."""
     start, end = tokens[first].start, tokens[last].end
     if plus and first > 0 and tokens[first - 1].key in _PHONE_PLUS:
@@ -324,7 +164,7 @@ def _widen(text: str, tokens: list[_Token], first: int, last: int, plus: bool) -
     return start, end
 
 
-def _run_findings(text: str, tokens: list[_Token], groups: list[_Group]) -> Iterator[_Finding]:
+def _run_findings(text: str, tokens: list[Token], groups: list[Group]) -> Iterator[_Finding]:
     digits = "".join(g.digits for g in groups)
     # A finding starts and ends on group edges: "1 532 123 45 67" holds a phone, "15321234567" not.
     edges: dict[int, int] = {}  # digit offset -> index of the group starting there
@@ -352,11 +192,11 @@ def _run_findings(text: str, tokens: list[_Token], groups: list[_Group]) -> Iter
                 yield _Finding(start, end, kind)
 
 
-def _number_findings(text: str, tokens: list[_Token]) -> Iterator[_Finding]:
+def _number_findings(text: str, tokens: list[Token]) -> Iterator[_Finding]:
     i = 0
     while i < len(tokens):
-        if _starts_number(tokens, i):
-            groups, i = _read_run(tokens, i)
+        if starts_number(tokens, i):
+            groups, i = read_run(tokens, i)
             yield from _run_findings(text, tokens, groups)
         else:
             i += 1
@@ -385,7 +225,7 @@ _NOT_MAILBOXES = frozenset(
 )
 
 
-def _is_name(token: _Token) -> bool:
+def _is_name(token: Token) -> bool:
     return (
         token.kind != "sym"
         and token.key not in _AT_WORDS
@@ -394,11 +234,11 @@ def _is_name(token: _Token) -> bool:
     )
 
 
-def _is_numeric(token: _Token) -> bool:
-    return token.kind == "num" or token.key in _NUMBER_WORDS
+def _is_numeric(token: Token) -> bool:
+    return token.kind == "num" or token.key in NUMBER_WORDS
 
 
-def _at_end(tokens: list[_Token], i: int) -> int | None:
+def _at_end(tokens: list[Token], i: int) -> int | None:
     if tokens[i].key in _AT_WORDS:
         return i + 1
     if i + 1 < len(tokens) and (tokens[i].key, tokens[i + 1].key) in _AT_PAIRS:
@@ -406,19 +246,19 @@ def _at_end(tokens: list[_Token], i: int) -> int | None:
     return None
 
 
-def _element_start(tokens: list[_Token], end: int) -> int | None:
+def _element_start(tokens: list[Token], end: int) -> int | None:
     """Start of a mailbox-name element ending before token end: "ali", "ali yirmi üç", "ali2"."""
     k = end
     while k > 0 and _is_numeric(tokens[k - 1]) and _is_name(tokens[k - 1]):
         k -= 1
     if k > 0 and _is_name(tokens[k - 1]):
         k -= 1
-    while k > 0 and _glued(tokens[k - 1], tokens[k]) and _is_name(tokens[k - 1]):
+    while k > 0 and glued(tokens[k - 1], tokens[k]) and _is_name(tokens[k - 1]):
         k -= 1
     return k if k < end else None
 
 
-def _separator_start(tokens: list[_Token], end: int) -> int | None:
+def _separator_start(tokens: list[Token], end: int) -> int | None:
     """Start of a separator (".", "nokta", "alt çizgi", ...) ending before token end."""
     if end >= 1 and tokens[end - 1].key in _LOCAL_SEPARATOR_WORDS:
         return end - 1
@@ -427,14 +267,14 @@ def _separator_start(tokens: list[_Token], end: int) -> int | None:
     if (
         end >= 2
         and tokens[end - 1].text in _GLUED_SEPARATORS
-        and _glued(tokens[end - 2], tokens[end - 1])
-        and _glued(tokens[end - 1], tokens[end])
+        and glued(tokens[end - 2], tokens[end - 1])
+        and glued(tokens[end - 1], tokens[end])
     ):
         return end - 1
     return None
 
 
-def _local_start(tokens: list[_Token], at: int) -> int | None:
+def _local_start(tokens: list[Token], at: int) -> int | None:
     """First token of the mailbox name said before the "at" word at token index at."""
     start = _element_start(tokens, at)
     if start is None:
@@ -451,23 +291,23 @@ def _local_start(tokens: list[_Token], at: int) -> int | None:
     return start
 
 
-def _domain_part_end(tokens: list[_Token], i: int) -> int | None:
+def _domain_part_end(tokens: list[Token], i: int) -> int | None:
     """End of one domain label from token i: "gmail", "alo183", "my-site"."""
     j = i
-    while j < len(tokens) and _is_name(tokens[j]) and (j == i or _glued(tokens[j - 1], tokens[j])):
+    while j < len(tokens) and _is_name(tokens[j]) and (j == i or glued(tokens[j - 1], tokens[j])):
         j += 1
         if (
             j + 1 < len(tokens)
             and tokens[j].text == "-"
             and _is_name(tokens[j + 1])
-            and _glued(tokens[j - 1], tokens[j])
-            and _glued(tokens[j], tokens[j + 1])
+            and glued(tokens[j - 1], tokens[j])
+            and glued(tokens[j], tokens[j + 1])
         ):
             j += 1
     return j if j > i else None
 
 
-def _dot_end(tokens: list[_Token], i: int) -> int | None:
+def _dot_end(tokens: list[Token], i: int) -> int | None:
     if i >= len(tokens):
         return None
     if tokens[i].key in _DOT_WORDS:
@@ -475,13 +315,13 @@ def _dot_end(tokens: list[_Token], i: int) -> int | None:
     glued_dot = (
         tokens[i].text == "."
         and i + 1 < len(tokens)
-        and _glued(tokens[i - 1], tokens[i])
-        and _glued(tokens[i], tokens[i + 1])
+        and glued(tokens[i - 1], tokens[i])
+        and glued(tokens[i], tokens[i + 1])
     )
     return i + 1 if glued_dot else None
 
 
-def _tld_end(tokens: list[_Token], i: int) -> int | None:
+def _tld_end(tokens: list[Token], i: int) -> int | None:
     if i + 1 < len(tokens) and (tokens[i].key, tokens[i + 1].key) in _TLD_PAIRS:
         return i + 2
     if tokens[i].key in _TLDS and _domain_part_end(tokens, i) == i + 1:
@@ -489,7 +329,7 @@ def _tld_end(tokens: list[_Token], i: int) -> int | None:
     return None
 
 
-def _domain_end(tokens: list[_Token], i: int) -> int | None:
+def _domain_end(tokens: list[Token], i: int) -> int | None:
     """End of a dotted domain from token i whose last label is a known top-level domain."""
     j = _domain_part_end(tokens, i) if i < len(tokens) else None
     end = None
@@ -501,7 +341,7 @@ def _domain_end(tokens: list[_Token], i: int) -> int | None:
     return end
 
 
-def _email_findings(text: str, tokens: list[_Token]) -> Iterator[_Finding]:
+def _email_findings(text: str, tokens: list[Token]) -> Iterator[_Finding]:
     for m in _EMAIL.finditer(text):
         yield _Finding(m.start(), m.end(), "email")
     for i in range(1, len(tokens)):
