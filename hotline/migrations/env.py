@@ -10,6 +10,7 @@ from sqlmodel import SQLModel
 
 import agents.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 import hotline.models  # noqa: F401
+import tickets.models  # noqa: F401
 import transcripts.models  # noqa: F401
 from hotline.db import make_engine
 

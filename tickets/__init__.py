@@ -1,0 +1,1 @@
+"""The case a call becomes (CİMER-style): numbering, status workflow, audit trail."""
