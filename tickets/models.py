@@ -32,7 +32,7 @@ class Status(StrEnum):
     reopened = "reopened"  # back to work after answered or closed
 
 
-OPEN = frozenset({Status.new, Status.assigned, Status.in_progress, Status.reopened})
+OPEN = frozenset(set(Status) - {Status.closed})  # still a live case (answered: waiting to be closed)
 
 
 class EventKind(StrEnum):
