@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -53,6 +54,12 @@ class HotlineSection(_Section):
     on_stop: Literal["fallback", "keep"] = "fallback"
     # The site's local time, for times people read (transcript text).
     timezone: str = "Europe/Istanbul"
+    # The working-day calendar (hotline.workdays): Türkiye's public holidays and half-day eves
+    # come from the holidays library; these are the site's own additions and exceptions.
+    holidays_extra: list[date] = Field(default_factory=list)  # more closed days
+    half_days_extra: list[date] = Field(default_factory=list)  # more eves, closed from half_day_until
+    holidays_worked: list[date] = Field(default_factory=list)  # listed days this site works anyway
+    half_day_until: str = Field(default="13:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 
     @field_validator("timezone")
     @classmethod
@@ -62,6 +69,18 @@ class HotlineSection(_Section):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
+
+    @model_validator(mode="after")
+    def _holidays_agree(self) -> HotlineSection:
+        worked = set(self.holidays_worked)
+        for key, days in (("holidays_extra", self.holidays_extra), ("half_days_extra", self.half_days_extra)):
+            both = sorted(worked.intersection(days))
+            if both:
+                raise ValueError(f"{key} and holidays_worked both list {both[0]}")
+        both = sorted(set(self.holidays_extra).intersection(self.half_days_extra))
+        if both:
+            raise ValueError(f"holidays_extra and half_days_extra both list {both[0]}")
+        return self
 
 
 class AriSection(_Section):

@@ -45,6 +45,7 @@ KERNEL = {
     "callflow",
     "web",
     "auth",
+    "workdays",
 }
 KERNEL_FOLDERS = ("migrations.versions.",)
 APP = {"app", "cli", "asterisk", "callconfig", "sipp", "speech", "migrations.env"}
