@@ -3,6 +3,10 @@
 A queue is where callers wait for an agent: what agents and reports call it, the case category
 it starts, when it is open, and how its calls are routed (strategy, priority, the skill it
 needs and how that requirement relaxes while a caller waits, ring and wrap-up times).
+
+Opening hours follow the site's working-day calendar (``hotline.workdays.Calendar``, handed to
+``load_queues`` once): a schedule is closed on Türkiye's public holidays and from the cut-off on
+half-day eves without listing them; a schedule's own ``holidays`` are only its additions.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from agents.service import QueueRules, Strategy, Tier
 from hotline.settings import SettingsError, describe_error, read_toml
+from hotline.workdays import Calendar
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Seconds = Annotated[float, Field(gt=0, le=3600)]
@@ -31,7 +36,12 @@ class _Model(BaseModel):
 
 
 class Schedule(_Model):
-    """Weekly opening hours, e.g. ``mon = ["08:30-12:00", "13:00-17:30"]``; closed on listed holidays."""
+    """Weekly opening hours, e.g. ``mon = ["08:30-12:00", "13:00-17:30"]``.
+
+    Closed on the calendar's holidays and from its cut-off on half-day eves (national and
+    religious, from ``hotline.workdays``), and on this schedule's own ``holidays`` (additions
+    only: the national ones need not be listed). ``always_open`` ignores every holiday.
+    """
 
     always_open: bool = False
     hours: dict[str, list[Annotated[str, Field(pattern=r"^\d\d:\d\d-\d\d:\d\d$")]]] = Field(
@@ -56,14 +66,14 @@ class Schedule(_Model):
                     raise ValueError(f"hours.{day}: {span} ends before it starts")
         return self
 
-    def is_open(self, when: datetime) -> bool:
+    def is_open(self, when: datetime, calendar: Calendar) -> bool:
         """Open at ``when`` (an aware datetime), judged on the schedule's local clock."""
         if self.always_open:
             return True
         local = when.astimezone(ZoneInfo(self.timezone))
-        if local.date() in self.holidays:
-            return False
         now = local.time()
+        if local.date() in self.holidays or calendar.is_closed(local.date(), now):
+            return False
         for span in self.hours.get(WEEKDAYS[local.weekday()], []):
             start, end = (time.fromisoformat(part) for part in span.split("-"))
             if start <= now < end:
@@ -210,6 +220,8 @@ class QueuesConfig(_Model):
     # the caller id is the caller's claim, and dialling whatever it says invites toll fraud
     # (premium and international numbers). Default: Turkish landlines and mobiles.
     callback_numbers: list[str] = Field(default_factory=lambda: [r"0[2-5][0-9]{9}", r"\+90[2-5][0-9]{9}"])
+    # The site's working-day calendar (not a key of the file): ``load_queues`` hands it in.
+    _calendar: Calendar = PrivateAttr(default_factory=Calendar)
 
     @model_validator(mode="after")
     def _references(self) -> QueuesConfig:
@@ -245,17 +257,27 @@ class QueuesConfig(_Model):
     def category(self, queue_id: str) -> str | None:
         return self.queues[queue_id].category
 
+    @property
+    def calendar(self) -> Calendar:
+        """The working-day calendar the schedules follow."""
+        return self._calendar
+
     def is_open(self, queue_id: str, when: datetime) -> bool:
-        return self.schedules[self.queues[queue_id].schedule].is_open(when)
+        return self.schedules[self.queues[queue_id].schedule].is_open(when, self._calendar)
 
     def may_call_back(self, number: str) -> bool:
         """Whether ``number`` is one the hotline may dial back (``callback_numbers``)."""
         return any(re.fullmatch(pattern, number) for pattern in self.callback_numbers)
 
 
-def load_queues(path: Path) -> QueuesConfig:
+def load_queues(path: Path, calendar: Calendar | None = None) -> QueuesConfig:
+    """The queues in ``path``, their schedules following ``calendar`` (the site's, built once
+    from ``[hotline]``; by default Türkiye's public holidays without site additions)."""
     data = read_toml(path, QueuesConfigError)
     try:
-        return QueuesConfig.model_validate(data)
+        config = QueuesConfig.model_validate(data)
     except ValidationError as exc:
         raise QueuesConfigError(f"{path}: {describe_error(exc.errors()[0])}") from None
+    if calendar is not None:
+        config._calendar = calendar
+    return config

@@ -6,11 +6,16 @@ from pathlib import Path
 
 from agents.config import QueuesConfig, load_queues
 from hotline.settings import Settings, SettingsError
+from hotline.workdays import Calendar
 from ivr.config import IvrConfig, load_ivr
 
 
-def load_call_config(settings: Settings) -> tuple[QueuesConfig, IvrConfig]:
-    queues = load_queues(Path(settings.queues.file))
+def load_call_config(settings: Settings, calendar: Calendar | None = None) -> tuple[QueuesConfig, IvrConfig]:
+    """The queues (their schedules following ``calendar``, by default the site's from
+    ``[hotline]``; reuse it as ``queues.calendar``) and the menus."""
+    if calendar is None:
+        calendar = Calendar.from_settings(settings.hotline)
+    queues = load_queues(Path(settings.queues.file), calendar)
     check_numbers(settings, queues)
     menus = load_ivr(Path(settings.ivr.menus), queues.queues, settings.hotline.languages[0])
     return queues, menus

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from agents.config import QueuesConfig, QueuesConfigError, load_queues
+from agents.config import QueuesConfig, QueuesConfigError, Schedule, load_queues
 from agents.service import Strategy, Tier
+from hotline.workdays import Calendar
 
 SHIPPED = Path("config/queues.toml")
 
@@ -31,11 +33,73 @@ def test_shipped_queues_are_always_open_and_route_emergencies_to_everyone(config
 
 
 def test_office_schedule_knows_hours_and_holidays(config: QueuesConfig) -> None:
-    office = config.schedules["office"]
-    assert office.is_open(datetime(2026, 11, 23, 7, 0, tzinfo=UTC))  # Monday 10:00 in Istanbul
-    assert not office.is_open(datetime(2026, 11, 23, 9, 45, tzinfo=UTC))  # lunch
-    assert not office.is_open(datetime(2026, 11, 22, 7, 0, tzinfo=UTC))  # Sunday
-    assert not office.is_open(datetime(2026, 10, 29, 7, 0, tzinfo=UTC))  # Republic Day, a Thursday
+    office, calendar = config.schedules["office"], config.calendar
+    assert office.is_open(datetime(2026, 11, 23, 7, 0, tzinfo=UTC), calendar)  # Monday 10:00 in Istanbul
+    assert not office.is_open(datetime(2026, 11, 23, 9, 45, tzinfo=UTC), calendar)  # lunch
+    assert not office.is_open(datetime(2026, 11, 22, 7, 0, tzinfo=UTC), calendar)  # Sunday
+    assert not office.is_open(datetime(2026, 10, 29, 7, 0, tzinfo=UTC), calendar)  # Republic Day, a Thursday
+
+
+def test_religious_holidays_close_the_office_without_being_listed(config: QueuesConfig) -> None:
+    office, calendar = config.schedules["office"], config.calendar
+    assert office.holidays == []  # the shipped file lists none: they come from the calendar
+    # Ramazan Bayramı 2027 (Tuesday 9 to Thursday 11 March), Kurban Bayramı 2027 (16 to 19 May).
+    for day in (9, 10, 11):
+        assert not office.is_open(datetime(2027, 3, day, 7, 0, tzinfo=UTC), calendar), day  # 10:00 local
+    assert office.is_open(datetime(2027, 3, 12, 7, 0, tzinfo=UTC), calendar)  # the Friday after
+    assert not office.is_open(datetime(2027, 5, 17, 7, 0, tzinfo=UTC), calendar)  # Kurban Bayramı, Monday
+    assert not office.is_open(datetime(2026, 5, 27, 7, 0, tzinfo=UTC), calendar)  # Kurban Bayramı 2026
+
+
+def test_an_eve_closes_the_office_from_the_cut_off(config: QueuesConfig) -> None:
+    office, calendar = config.schedules["office"], config.calendar
+    # Tuesday 26 May 2026, the arife of Kurban Bayramı: the morning as usual, no afternoon.
+    assert office.is_open(datetime(2026, 5, 26, 7, 0, tzinfo=UTC), calendar)  # 10:00 local
+    assert not office.is_open(datetime(2026, 5, 26, 11, 0, tzinfo=UTC), calendar)  # 14:00 local
+    assert office.is_open(datetime(2026, 6, 2, 11, 0, tzinfo=UTC), calendar)  # an ordinary Tuesday, 14:00
+    # 28 Ekim 2026 (a Wednesday), the eve of Cumhuriyet Bayramı, and the arife of Ramazan Bayramı 2027.
+    assert not office.is_open(datetime(2026, 10, 28, 11, 0, tzinfo=UTC), calendar)
+    assert not office.is_open(datetime(2027, 3, 8, 11, 0, tzinfo=UTC), calendar)
+
+
+def test_the_half_day_cut_off_is_the_calendars() -> None:
+    # Open 08:00-18:00 straight through, so only the cut-off closes it on an eve (Wednesday 28 Ekim 2026).
+    schedule = Schedule(hours={"wed": ["08:00-18:00"]})
+    by_law, at_half_past_twelve = Calendar(), Calendar(half_day_until=time(12, 30))
+    local = ZoneInfo("Europe/Istanbul")
+
+    def at(hour: int, minute: int) -> datetime:
+        return datetime(2026, 10, 28, hour, minute, tzinfo=local)
+
+    assert schedule.is_open(at(12, 29), at_half_past_twelve)
+    assert not schedule.is_open(at(12, 30), at_half_past_twelve)
+    assert not schedule.is_open(at(15, 0), at_half_past_twelve)
+    assert schedule.is_open(at(12, 45), by_law)  # law 2429: the holiday starts at 13:00
+    assert not schedule.is_open(at(13, 0), by_law)
+    assert schedule.is_open(datetime(2026, 10, 21, 15, 0, tzinfo=local), at_half_past_twelve)  # a week before
+
+
+def test_queues_follow_the_calendar_they_are_loaded_with(tmp_path: Path) -> None:
+    text = SHIPPED.read_text(encoding="utf-8")
+    old = 'category = "complaints"\n'
+    assert old in text
+    text = text.replace(old, old + 'schedule = "office"\n', 1)
+    text = text.replace("holidays = []", "holidays = [2026-12-30]")  # the schedule's own addition
+    path = tmp_path / "queues.toml"
+    path.write_text(text, encoding="utf-8")
+    calendar = Calendar(extra_holidays=[date(2026, 12, 31)], worked=[date(2026, 10, 29)])
+    queues = load_queues(path, calendar)
+    assert queues.calendar is calendar
+
+    def open_at(day: date) -> bool:
+        return queues.is_open("complaints", datetime.combine(day, time(7, 0), tzinfo=UTC))  # 10:00 local
+
+    assert open_at(date(2026, 12, 29))
+    assert not open_at(date(2026, 12, 30))  # the schedule's own addition
+    assert not open_at(date(2026, 12, 31))  # the site's extra holiday
+    assert open_at(date(2026, 10, 29))  # Republic Day, which this site works
+    assert not open_at(date(2026, 3, 20))  # Ramazan Bayramı, from the library
+    assert not load_queues(path).is_open("complaints", datetime(2026, 10, 29, 7, 0, tzinfo=UTC))  # default
 
 
 def broken(tmp_path: Path, old: str, new: str) -> str:

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import holidays
 import pytest
 
+from hotline.callconfig import load_call_config
 from hotline.settings import SettingsError
 from hotline.workdays import Calendar
 from tests.conftest import make_settings
@@ -203,6 +204,9 @@ def test_the_site_calendar_comes_from_the_settings(tmp_path: Path) -> None:
     assert calendar.is_holiday(date(2026, 12, 31)) and calendar.is_half_day(date(2026, 12, 30))
     assert not calendar.is_holiday(date(2026, 7, 15)) and calendar.half_day_until == time(12, 30)
     assert calendar.name(date(2026, 3, 20)) == "Ramazan Bayramı"  # the first caller language, tr
+    queues, _ = load_call_config(settings)
+    assert queues.calendar.is_holiday(date(2026, 12, 31))  # the queues follow the site's calendar
+    assert load_call_config(settings, calendar)[0].calendar is calendar  # or the one handed in
     defaults = Calendar.from_settings(make_settings(tmp_path / "plain").hotline)
     assert defaults.half_day_until == time(13, 0) and not defaults.is_holiday(date(2026, 12, 31))
 
