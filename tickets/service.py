@@ -151,6 +151,8 @@ def ticket_year(now: datetime, zone: tzinfo) -> int:
 
 
 def check_new(new: NewTicket) -> None:
+    if new.source not in set(Source) or new.priority not in set(Priority):
+        raise Invalid(f"unknown source {new.source!r} or priority {new.priority!r}")
     if new.source in _CALL_SOURCES and not new.call_id:
         raise Invalid(f"a ticket from a {new.source} needs its call")
     for name, limit in (("caller_number", 64), ("caller_name", 128), ("language", 8), ("category", 64),

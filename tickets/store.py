@@ -175,4 +175,3 @@ def _event(ticket_id: str, entry: Entry) -> TicketEvent:
         after=entry.after,
         comment=entry.comment,
     )
-

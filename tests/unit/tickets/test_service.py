@@ -222,3 +222,5 @@ def test_opening_a_ticket() -> None:
     assert entry.after["number"] == "183-2026-000123" and entry.after["source"] == "abandoned_urgent"
     with pytest.raises(Invalid, match="needs its call"):
         open_ticket(NewTicket(source=Source.voicemail), "system", NOW, 2026, 1, None)
+    with pytest.raises(Invalid, match="unknown source"):
+        open_ticket(NewTicket(source="fax"), "system", NOW, 2026, 1, None)  # type: ignore[arg-type]
