@@ -7,6 +7,8 @@ import contextlib
 import gc
 import signal
 from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import structlog
 from aiohttp import web
@@ -27,6 +29,9 @@ from hotline.speech import Speech, build_speech
 from hotline.speech import check as check_speech
 from hotline.web import public, start_web
 from ivr.flow import FlowConfig, Handoff, IvrFlow
+from tickets.config import load_tickets
+from tickets.flow import TicketFlow
+from transcripts.service import caller_said
 
 log = structlog.get_logger(__name__)
 
@@ -47,9 +52,13 @@ class App:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     web_runner: web.AppRunner | None = None
     speech: Speech | None = None
+    tickets: TicketFlow | None = None
 
     async def start(self, serve_web: bool = True) -> None:
         await self.store.check_schema()
+        if self.tickets is not None:
+            self.calls.subscribe(self.tickets.on_call_event)
+            await self.tickets.sweep()  # calls that ended while no process made their ticket
         await self.ari.open()
         info = await self.ari.asterisk.info()
         log.info("asterisk_connected", version=info.version, ari=self.settings.ari.url)
@@ -113,6 +122,8 @@ class App:
             await self.web_runner.cleanup()
         if self.speech is not None:
             await self.speech.close()  # the calls go on; what was said so far is stored
+        if self.tickets is not None:
+            await self.tickets.close()
         await self.ari.close()
         for task in self.tasks:
             task.cancel()
@@ -161,7 +172,15 @@ def create_app(settings: Settings) -> App:
 
     flow_config = FlowConfig(extension=settings.asterisk.extension, languages=languages)
     flow = IvrFlow(ari, calls, ivr, queues, sounds, flow_config, handoff, guard)
-    return App(settings, store, ari, calls, flow, queue_flow)
+    tickets = TicketFlow(
+        store,
+        calls,
+        load_tickets(Path(settings.tickets.file)),
+        queues.calendar,
+        ZoneInfo(settings.hotline.timezone),
+        said=lambda call_id: caller_said(store, call_id),
+    )
+    return App(settings, store, ari, calls, flow, queue_flow, tickets=tickets)
 
 
 async def run_forever(settings: Settings) -> int:

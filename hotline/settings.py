@@ -294,6 +294,10 @@ class QueuesSection(_Section):
     file: str = "config/queues.toml"
 
 
+class TicketsSection(_Section):
+    file: str = "config/tickets.toml"
+
+
 class Settings(_Section):
     hotline: HotlineSection = HotlineSection()
     ari: AriSection = AriSection()
@@ -306,6 +310,7 @@ class Settings(_Section):
     prompts: PromptsSection = PromptsSection()
     ivr: IvrSection = IvrSection()
     queues: QueuesSection = QueuesSection()
+    tickets: TicketsSection = TicketsSection()
 
     # Where the settings came from, for messages; not a configuration key.
     _source: str = PrivateAttr(default="<defaults>")

@@ -134,8 +134,9 @@ async def apply(
                 .where(table.c.id == ticket.id, table.c.version == ticket.version)
                 .values(**values)
             )
-            result = await session.execute(statement)
-            if result.rowcount != 1:  # type: ignore[attr-defined]
+            connection = await session.connection()  # Core: SQLModel's session.exec wants a select
+            result = await connection.execute(statement)
+            if result.rowcount != 1:
                 raise Conflict(f"{ticket.number} was changed by someone else; read it again")
             for name, value in values.items():
                 setattr(ticket, name, value)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
+from sqlmodel import col, select
+
 from hotline.clock import SYSTEM, Clock
 from hotline.db import Store
 from transcripts.bus import Bus, TranscriptNotice
@@ -177,6 +179,17 @@ def as_text(segments: Iterable[TranscriptSegment], tz: tzinfo = UTC) -> str:
         text = " ".join(s.text.split())  # one line per segment, whatever the engine wrote
         lines.append(f"[{s.start_at.astimezone(tz):%H:%M:%S}] {who}: {text}")
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+async def caller_said(store: Store, call_id: str) -> str:
+    """Everything the caller said on a call, in order (for a ticket's category hint)."""
+    async with store.session() as session:
+        rows = await session.exec(
+            select(TranscriptSegment.text)
+            .where(TranscriptSegment.call_id == call_id, TranscriptSegment.speaker == Speaker.caller)
+            .order_by(col(TranscriptSegment.start_at))
+        )
+        return " ".join(rows.all())
 
 
 def status(capacity: Capacity, figures: Figures, extra: Mapping[str, Any]) -> dict[str, Any]:
