@@ -104,6 +104,8 @@ class CallEventKind(StrEnum):
     transcript_failed = "transcript_failed"  # capture could not start; the call goes on untouched
     transcribed_after_call = "transcribed_after_call"
     recording_started = "recording_started"
+    # tickets
+    ticket_created = "ticket_created"
     # our own failures (see hotline.callflow)
     step_failed = "step_failed"
     step_recovered = "step_recovered"
