@@ -31,6 +31,7 @@ from hotline.web import public, start_web
 from ivr.flow import FlowConfig, Handoff, IvrFlow
 from tickets.config import load_tickets
 from tickets.flow import TicketFlow
+from tickets.http import TicketRoutes
 from transcripts.service import caller_said
 
 log = structlog.get_logger(__name__)
@@ -53,6 +54,7 @@ class App:
     web_runner: web.AppRunner | None = None
     speech: Speech | None = None
     tickets: TicketFlow | None = None
+    ticket_routes: TicketRoutes | None = None
 
     async def start(self, serve_web: bool = True) -> None:
         await self.store.check_schema()
@@ -81,6 +83,8 @@ class App:
             installers = [self.health_routes, agents_http.routes(self.queues, self.store)]
             if self.speech is not None:
                 installers.append(self.speech.routes.install)
+            if self.ticket_routes is not None:
+                installers.append(self.ticket_routes.install)
             self.web_runner = await start_web(self.settings, self.store, installers)
 
     def health_routes(self, webapp: web.Application) -> None:
@@ -172,15 +176,12 @@ def create_app(settings: Settings) -> App:
 
     flow_config = FlowConfig(extension=settings.asterisk.extension, languages=languages)
     flow = IvrFlow(ari, calls, ivr, queues, sounds, flow_config, handoff, guard)
+    cases, zone = load_tickets(Path(settings.tickets.file)), ZoneInfo(settings.hotline.timezone)
     tickets = TicketFlow(
-        store,
-        calls,
-        load_tickets(Path(settings.tickets.file)),
-        queues.calendar,
-        ZoneInfo(settings.hotline.timezone),
-        said=lambda call_id: caller_said(store, call_id),
+        store, calls, cases, queues.calendar, zone, said=lambda call_id: caller_said(store, call_id)
     )
-    return App(settings, store, ari, calls, flow, queue_flow, tickets=tickets)
+    routes = TicketRoutes(store, cases, queues.calendar, zone)
+    return App(settings, store, ari, calls, flow, queue_flow, tickets=tickets, ticket_routes=routes)
 
 
 async def run_forever(settings: Settings) -> int:
