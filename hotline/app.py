@@ -30,6 +30,7 @@ from hotline.speech import check as check_speech
 from hotline.web import public, start_web
 from ivr.flow import FlowConfig, Handoff, IvrFlow
 from tickets.config import load_tickets
+from tickets.deadlines import Deadlines
 from tickets.flow import TicketFlow
 from tickets.http import TicketRoutes
 from transcripts.service import caller_said
@@ -55,12 +56,15 @@ class App:
     speech: Speech | None = None
     tickets: TicketFlow | None = None
     ticket_routes: TicketRoutes | None = None
+    deadlines: Deadlines | None = None
 
     async def start(self, serve_web: bool = True) -> None:
         await self.store.check_schema()
         if self.tickets is not None:
             self.calls.subscribe(self.tickets.on_call_event)
             await self.tickets.sweep()  # calls that ended while no process made their ticket
+        if self.deadlines is not None:
+            self.deadlines.start()
         await self.ari.open()
         info = await self.ari.asterisk.info()
         log.info("asterisk_connected", version=info.version, ari=self.settings.ari.url)
@@ -128,6 +132,8 @@ class App:
             await self.speech.close()  # the calls go on; what was said so far is stored
         if self.tickets is not None:
             await self.tickets.close()
+        if self.deadlines is not None:
+            await self.deadlines.close()
         await self.ari.close()
         for task in self.tasks:
             task.cancel()
@@ -181,7 +187,18 @@ def create_app(settings: Settings) -> App:
         store, calls, cases, queues.calendar, zone, said=lambda call_id: caller_said(store, call_id)
     )
     routes = TicketRoutes(store, cases, queues.calendar, zone)
-    return App(settings, store, ari, calls, flow, queue_flow, tickets=tickets, ticket_routes=routes)
+    deadlines = Deadlines(store, queue_flow.notices.publish)  # to the supervisors' streams
+    return App(
+        settings,
+        store,
+        ari,
+        calls,
+        flow,
+        queue_flow,
+        tickets=tickets,
+        ticket_routes=routes,
+        deadlines=deadlines,
+    )
 
 
 async def run_forever(settings: Settings) -> int:
