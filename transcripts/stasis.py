@@ -320,11 +320,10 @@ class TranscriptFlow:
 
     async def close(self) -> None:
         """Stop listening to every call (the calls go on) and finish what is being decoded."""
-        for task in list(self._tasks):
-            await asyncio.gather(task, return_exceptions=True)
-        for call in list(self.calls.values()):
-            for tap in list(call.taps):
-                await self._release(tap)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # At once: each stream finishes its open utterance, which can take a Whisper second or two.
+        taps = [tap for call in self.calls.values() for tap in call.taps]
+        await asyncio.gather(*(self._release(tap) for tap in taps), return_exceptions=True)
         self.calls.clear()
 
     @property
