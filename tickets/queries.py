@@ -92,8 +92,9 @@ class Page:
     next: Cursor | None  # None: this is the last page
 
 
-def conditions(flt: TicketFilter, now: datetime) -> list[Any]:
-    """The WHERE terms of ``flt`` on the ticket table (keyset cursor aside)."""
+def conditions(flt: TicketFilter, now: datetime, *, own: bool = True) -> list[Any]:
+    """The WHERE terms of ``flt`` on the ticket table (keyset cursor aside; ``own=False``: the
+    visibility term too)."""
     table = Ticket.__table__  # type: ignore[attr-defined]
     c = table.c
     terms: list[Any] = []
@@ -112,11 +113,17 @@ def conditions(flt: TicketFilter, now: datetime) -> list[Any]:
         terms.append(c.created_at >= flt.created_from)
     if flt.created_to is not None:
         terms.append(c.created_at < flt.created_to)
-    if flt.visible_to is not None:
-        mine = c.created_by == flt.visible_to.username
-        if flt.visible_to.agent_id:
-            mine = sa.or_(c.assigned_agent == flt.visible_to.agent_id, mine)
-        terms.append(mine)
+    if flt.visible_to is not None and own:
+        terms.append(sa.or_(*owners(flt.visible_to)))
+    return terms
+
+
+def owners(principal: Principal) -> list[Any]:
+    """The ways a ticket is ``principal``'s own (``tickets.service.is_own``), one term each."""
+    c = Ticket.__table__.c  # type: ignore[attr-defined]
+    terms = [c.created_by == principal.username]
+    if principal.agent_id:
+        terms.insert(0, c.assigned_agent == principal.agent_id)
     return terms
 
 
@@ -136,11 +143,29 @@ def newest_first() -> tuple[Any, Any]:
 
 
 def list_statement(flt: TicketFilter, now: datetime) -> SelectOfScalar[Ticket]:
-    """The SELECT of one page, plus one ticket to tell whether another page follows."""
-    terms = conditions(flt, now)
+    """The SELECT of one page, plus one ticket to tell whether another page follows.
+
+    An agent's own tickets are the union of two lists, each read newest first from its own
+    index ((assigned_agent, created_at) and (created_by, created_at)) and cut at the page size:
+    one OR over both would make the database fetch and sort every ticket the agent ever had."""
+    terms = conditions(flt, now, own=False)
     if flt.after is not None:
         terms.append(after(flt.after))
-    return select(Ticket).where(*terms).order_by(*newest_first()).limit(flt.limit + 1)
+    if flt.visible_to is None:
+        return select(Ticket).where(*terms).order_by(*newest_first()).limit(flt.limit + 1)
+    c = Ticket.__table__.c  # type: ignore[attr-defined]
+    branches = [
+        sa.select(c.id, c.created_at)
+        .where(*terms, way)
+        .order_by(*newest_first())
+        .limit(flt.limit + 1)
+        .subquery()
+        for way in owners(flt.visible_to)
+    ]
+    mine = sa.union(*(sa.select(branch) for branch in branches)).subquery("mine")
+    return (
+        select(Ticket).join(mine, col(Ticket.id) == mine.c.id).order_by(*newest_first()).limit(flt.limit + 1)
+    )
 
 
 async def list_tickets(store: Store, flt: TicketFilter, now: datetime) -> Page:
