@@ -56,6 +56,7 @@ import asyncpg  # type: ignore[import-untyped]  # noqa: E402
 
 from hotline import db  # noqa: E402
 from hotline.auth import Principal, Role  # noqa: E402
+from tickets import search as ticket_search  # noqa: E402
 from tickets import store as ticket_store  # noqa: E402
 from tickets.models import Source, Status, ticket_number  # noqa: E402
 from tickets.queries import TicketFilter, list_statement, list_tickets  # noqa: E402
@@ -256,8 +257,9 @@ async def existing(admin_url: str, url: str) -> int:
         await conn.close()
 
 
-async def build(admin_url: str, url: str, count: int, world: World) -> float:
-    """A fresh database with ``count`` tickets; the load rate in tickets per second."""
+async def build(admin_url: str, url: str, count: int, world: World) -> tuple[float, int, float]:
+    """A fresh database with ``count`` tickets: the load rate in tickets per second, and how many
+    indexes were then built in how many seconds."""
     admin = await connect(admin_url)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
@@ -265,6 +267,17 @@ async def build(admin_url: str, url: str, count: int, world: World) -> float:
     finally:
         await admin.close()
     await db.upgrade_async(url)
+    conn = await connect(url)
+    try:  # the secondary indexes are built after the load, from their own definitions
+        indexes = await conn.fetch(
+            "SELECT i.relname AS name, pg_get_indexdef(i.oid) AS definition FROM pg_index x"
+            " JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = 'ticket'::regclass"
+            " AND NOT x.indisprimary"
+        )
+        for index in indexes:
+            await conn.execute(f'DROP INDEX "{index["name"]}"')
+    finally:
+        await conn.close()
     chunks: asyncio.Queue[list[tuple[Any, ...]] | None] = asyncio.Queue(maxsize=LOADERS)
 
     async def load() -> None:
@@ -287,15 +300,19 @@ async def build(admin_url: str, url: str, count: int, world: World) -> float:
         await chunks.put(None)
     await asyncio.gather(*loaders)
     rate = count / (time.perf_counter() - started)
+    started = time.perf_counter()
     conn = await connect(url)
     try:
+        await conn.execute("SET maintenance_work_mem = '512MB'")  # this session only
+        for index in indexes:
+            await conn.execute(index["definition"])
         await conn.execute(
             "INSERT INTO ticket_counter (year, last) SELECT year, max(seq) FROM ticket GROUP BY year"
         )
         await conn.execute("VACUUM ANALYZE ticket")
     finally:
         await conn.close()
-    return rate
+    return rate, len(indexes), time.perf_counter() - started
 
 
 async def counters(url: str, world: World) -> None:
@@ -507,10 +524,12 @@ async def main(args: argparse.Namespace) -> None:
     have = await existing(admin_url, url) if args.keep else 0
     if have >= args.tickets:
         print(f"reusing {DATABASE}: {have:,} tickets", file=sys.stderr)
-        load_rate = None
+        built = None
     else:
         print(f"building {DATABASE}: {args.tickets:,} tickets", file=sys.stderr, flush=True)
-        load_rate = await build(admin_url, url, args.tickets, world)
+        built = await build(admin_url, url, args.tickets, world)
+    if args.candidates:
+        ticket_search.CANDIDATES = args.candidates
     await counters(url, world)
     store = db.Store(url)
     kinds = [Kind(name, False, make) for name, make in LISTS] + [
@@ -543,10 +562,13 @@ async def main(args: argparse.Namespace) -> None:
             created_ms, commented_ms = await writes(store, world, args.writes)
 
         print(f"\n{tickets:,} tickets in PostgreSQL (ticket table with its indexes: {size})")
-        if load_rate is not None:
+        if built is not None:
+            rate, indexes, seconds = built
             print(
-                f"load: {load_rate:,.0f} tickets/s (COPY on {LOADERS} connections, triggers and indexes live)"
+                f"load: {rate:,.0f} tickets/s (COPY on {LOADERS} connections, the search trigger live),"
+                f" then {indexes} indexes built in {seconds:.0f} s"
             )
+        print(f"search ranks the newest {ticket_search.CANDIDATES} matches")
         print(f"{args.queries} queries of each kind per run, {args.runs} runs; medians over runs\n")
         print(f"{'kind':<26} {'p50 ms':>8} {'p99 ms':>8} {'rows':>6}  plan")
         for kind in kinds:
@@ -589,6 +611,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--queries", type=int, default=200, help="queries of each kind per run")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--writes", type=int, default=200, help="creations and comments, timed once")
+    parser.add_argument("--candidates", type=int, help="rank this many newest matches (tickets.search)")
     parser.add_argument("--keep", action="store_true", help="keep the database; reuse it if big enough")
     parser.add_argument(
         "--url",
