@@ -131,7 +131,7 @@ def _postgresql(found: list[str], flt: TicketFilter, now: datetime) -> Any:
         select(table.c.id, table.c.created_at, document.label("document"))
         .where(document.op("@@", return_type=sa.Boolean)(tsquery), *conditions(flt, now))
         .order_by(*newest_first())
-        .limit(CANDIDATES)
+        .limit(max(CANDIDATES, flt.limit))
         .subquery("candidates")
     )
     rank = sa.func.ts_rank(candidates.c.document, tsquery)
@@ -155,7 +155,7 @@ def _sqlite(found: list[str], flt: TicketFilter, now: datetime) -> Any:
         .select_from(joined)
         .where(matches, *conditions(flt, now))
         .order_by(*newest_first())
-        .limit(CANDIDATES)
+        .limit(max(CANDIDATES, flt.limit))
         .subquery("candidates")
     )
     return (

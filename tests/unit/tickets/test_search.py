@@ -152,10 +152,13 @@ async def test_the_document_follows_every_change_comment_and_reply(store: db.Sto
 async def test_only_the_newest_matches_are_ranked(store: db.Store, monkeypatch: pytest.MonkeyPatch) -> None:
     named = await make(store, 1, caller_name="Hatice Kaplan")
     notes = [await make(store, n, notes="kaplan") for n in (2, 3, 4)]
+    two = TicketFilter(limit=2)
     monkeypatch.setattr(ticket_search, "CANDIDATES", 2)
-    assert await found(store, "kaplan") == [notes[2].number, notes[1].number]
+    assert await found(store, "kaplan", two) == [notes[2].number, notes[1].number]
     monkeypatch.setattr(ticket_search, "CANDIDATES", 4)
-    assert (await found(store, "kaplan"))[0] == named.number
+    assert await found(store, "kaplan", two) == [named.number, notes[2].number]
+    monkeypatch.setattr(ticket_search, "CANDIDATES", 1)  # never fewer than the page asks for
+    assert len(await found(store, "kaplan", two)) == 2
 
 
 async def test_no_word_finds_nothing_and_search_does_not_page(store: db.Store) -> None:
