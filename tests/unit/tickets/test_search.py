@@ -161,6 +161,30 @@ async def test_only_the_newest_matches_are_ranked(store: db.Store, monkeypatch: 
     assert len(await found(store, "kaplan", two)) == 2
 
 
+async def test_the_newest_matches_are_gathered_across_slices_of_time(
+    store: db.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = T0 + timedelta(days=800)
+    ages = {"3 days": 3, "20 days": 20, "60 days": 60, "61 days": 61, "200 days": 200, "700 days": 700}
+    made = {}
+    for label, days in ages.items():
+        name = "Hatice Kaplan" if label == "700 days" else "Ali Veli"
+        made[label] = await tickets.create(
+            store,
+            NewTicket(source=Source.walk_in, caller_name=name, notes="kaplan"),
+            "system",
+            now - timedelta(days=days),
+        )
+    page = await search(store, "kaplan", ALL, now)
+    assert [t.number for t in page.tickets] == [made[k].number for k in ("700 days", *list(ages)[:-1])]
+    monkeypatch.setattr(ticket_search, "CANDIDATES", 3)  # the newest three, from three slices
+    page = await search(store, "kaplan", TicketFilter(limit=3), now)
+    assert [t.number for t in page.tickets] == [made[k].number for k in ("3 days", "20 days", "60 days")]
+    monkeypatch.setattr(ticket_search, "CANDIDATES", 6)
+    page = await search(store, "kaplan", TicketFilter(limit=1), now)
+    assert [t.number for t in page.tickets] == [made["700 days"].number]
+
+
 async def test_no_word_finds_nothing_and_search_does_not_page(store: db.Store) -> None:
     await make(store, 1, notes="!!!")
     assert await found(store, " ?! ") == []
