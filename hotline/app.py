@@ -29,6 +29,7 @@ from hotline.speech import Speech, build_speech
 from hotline.speech import check as check_speech
 from hotline.web import public, start_web
 from ivr.flow import FlowConfig, Handoff, IvrFlow
+from tickets import store as tickets_store
 from tickets.config import load_tickets
 from tickets.deadlines import Deadlines
 from tickets.flow import TicketFlow
@@ -181,7 +182,17 @@ def create_app(settings: Settings) -> App:
         )
 
     flow_config = FlowConfig(extension=settings.asterisk.extension, languages=languages)
-    flow = IvrFlow(ari, calls, ivr, queues, sounds, flow_config, handoff, guard)
+    flow = IvrFlow(
+        ari,
+        calls,
+        ivr,
+        queues,
+        sounds,
+        flow_config,
+        handoff,
+        guard,
+        open_ticket=lambda number: tickets_store.open_number(store, number),
+    )
     cases, zone = load_tickets(Path(settings.tickets.file)), ZoneInfo(settings.hotline.timezone)
     tickets = TicketFlow(
         store, calls, cases, queues.calendar, zone, said=lambda call_id: caller_said(store, call_id)

@@ -63,6 +63,7 @@ class CallEventKind(StrEnum):
     prompt = "prompt"
     direct = "direct"
     repeat_caller = "repeat_caller"
+    open_ticket_told = "open_ticket_told"  # a repeat caller heard their open case's number
     ivr_done = "ivr_done"
     voicemail = "voicemail"
     handed_to_queue = "handed_to_queue"

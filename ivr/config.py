@@ -61,6 +61,9 @@ class MenuSettings(_Model):
     connecting: str | None = None  # "connecting you", after the last choice
     emergency: str | None = None  # "connecting you to the emergency team", after the emergency key
     closed: str | None = None  # "closed now, leave a message after the tone"
+    # "You have an open request, number…" then its digits (prompts digit_0…digit_9), after the
+    # welcome, for a caller whose earlier case is still open; unset: not mentioned.
+    open_ticket: str | None = None
     emergency_digit: Digit = "9"
     repeat_digit: Digit = "#"
     back_digit: Digit = "*"
@@ -147,6 +150,9 @@ def check_tree(config: IvrConfig, queues: set[str]) -> None:
     optional = ("welcome", "no_input", "connecting", "emergency", "closed")
     used += [(f"menu.{k}", getattr(menu, k)) for k in optional if getattr(menu, k)]
     used += [(f"nodes.{name}.prompt", node.prompt) for name, node in config.nodes.items()]
+    if menu.open_ticket:
+        used += [("menu.open_ticket", menu.open_ticket)]
+        used += [("menu.open_ticket", f"digit_{d}") for d in range(10)]  # the number is read digit by digit
     for key, prompt in used:
         if prompt not in config.prompts:
             raise TreeError(key, f"no prompt named {prompt!r} in [prompts]")

@@ -32,6 +32,10 @@ from ivr.service import Action, Finished, MenuSession, Play, StopPrompt, WaitFor
 log = structlog.get_logger(__name__)
 
 NORMAL_CLEARING = 16  # Q.850 cause of ARI's hang-up reason "normal"
+OPEN_TICKET_WAIT = 0.5  # seconds the welcome may wait for the caller's open case to be found
+
+# The caller's open case number (as people read it), or None: handed in by the app.
+OpenTicket = Callable[[str], Awaitable[str | None]]
 
 
 class QueueDirectory(Protocol):
@@ -98,6 +102,7 @@ class IvrFlow:
         guard: Guard,
         *,
         clock: Clock = SYSTEM,
+        open_ticket: OpenTicket | None = None,
     ) -> None:
         self._ari = ari
         self._calls = calls
@@ -107,6 +112,7 @@ class IvrFlow:
         self._config = config
         self._handoff = handoff
         self._guard_steps = guard
+        self._open_ticket = open_ticket
         self._clock = clock
         self._live: dict[str, LiveCall] = {}
 
@@ -205,7 +211,8 @@ class IvrFlow:
                 if not up:
                     await self._ari.channels.answer(channel.id)
                     await self._calls.answered(call.id)
-                await self._run(live, live.session.start())  # the welcome first, the look-up after
+                ticket = await self._open_ticket_of(live, channel.caller.number)
+                await self._run(live, live.session.start(ticket))  # the welcome first, the look-up after
                 await self._note_repeat_caller(live, channel.caller.number)
 
     async def _start_direct(self, channel: Channel, queue: str) -> None:
@@ -255,6 +262,20 @@ class IvrFlow:
                     await self._play(live, ((self._ivr.menu.closed, language),))
                 else:
                     await self._prompt_done(live)
+
+    async def _open_ticket_of(self, live: LiveCall, number: str) -> str:
+        """The caller's open case, if the look-up answers in time: the welcome never waits long."""
+        if self._open_ticket is None or not number or not self._ivr.menu.open_ticket:
+            return ""
+        try:
+            async with asyncio.timeout(OPEN_TICKET_WAIT):
+                ticket = await self._open_ticket(number)
+        except Exception as exc:  # a case not mentioned is better than a caller kept waiting
+            log.warning("open_ticket_lookup_failed", error=repr(exc))
+            return ""
+        if ticket:
+            await self._calls.record(live.call_id, CallEventKind.open_ticket_told, ticket=ticket)
+        return ticket or ""
 
     async def _note_repeat_caller(self, live: LiveCall, number: str) -> None:
         previous = await self._calls.previous_calls(number, before=live.call_id)

@@ -56,9 +56,15 @@ class MenuSession:
     path: list[dict[str, str | float]] = field(default_factory=list)  # what happened, for the call record
     clock: Callable[[], float] = lambda: 0.0  # seconds since the call was answered, for the path
 
-    def start(self) -> list[Action]:
-        welcome = self.config.menu.welcome
-        return self._enter(self.config.menu.start, before=[(welcome, self.language)] if welcome else [])
+    def start(self, ticket: str = "") -> list[Action]:
+        """The welcome and the first menu; ``ticket``: the caller's open case, mentioned after the
+        welcome (its sequence number read digit by digit) when the menu has an open_ticket prompt."""
+        menu = self.config.menu
+        before = [(menu.welcome, self.language)] if menu.welcome else []
+        if ticket and menu.open_ticket:
+            digits = ticket.rsplit("-", 1)[-1].lstrip("0") or "0"
+            before += [(menu.open_ticket, self.language), *((f"digit_{d}", self.language) for d in digits)]
+        return self._enter(menu.start, before=before)
 
     def prompt_finished(self) -> list[Action]:
         if self.result is not None or not self.playing:

@@ -153,6 +153,16 @@ async def events(store: Store, ticket_id: str) -> list[TicketEvent]:
         return list((await session.exec(query)).all())
 
 
+async def open_number(store: Store, caller_number: str) -> str | None:
+    """The number of the caller's latest case that is not closed (what the IVR tells them)."""
+    async with store.session() as session:
+        latest = await _latest_open(session, caller_number)
+        if latest is None:
+            return None
+        ticket = await session.get(Ticket, latest)
+        return ticket.number if ticket is not None else None
+
+
 async def _latest_open(session: AsyncSession, caller_number: str) -> str | None:
     if not caller_number:
         return None

@@ -61,7 +61,13 @@ async def test_a_child_protection_call_becomes_a_routed_ticket_and_the_next_call
     async with sipp.phone(port=phone_port, talk_ms=500) as desk:
         assert (await sipp.call(settings, "183", digits="12", hold=30)).ok
         assert "answered" in (await desk.result()).log
-    await asyncio.wait_for(again, 30)
+    [second_end] = await asyncio.wait_for(again, 30)
+    # The repeat caller heard their open case's number right after the welcome.
+    events = await shipped_app.calls.events(second_end.call_id)
+    assert [e.data for e in events if e.kind == "open_ticket_told"] == [{"ticket": ticket.number}]
+    first_prompt = next(e.data["prompts"] for e in events if e.kind == "prompt")
+    digits = [f"digit_{d}/tr" for d in ticket.number.rsplit("-", 1)[-1].lstrip("0")]
+    assert first_prompt[: 2 + len(digits)] == ["welcome/tr", "open_ticket/tr", *digits]
     assert shipped_app.tickets is not None
     await shipped_app.tickets.close()  # the second ticket is written
     first, second = await tickets_of(shipped_app)

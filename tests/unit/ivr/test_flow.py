@@ -18,7 +18,7 @@ from hotline.calls import CallLog
 from hotline.clock import Clock
 from hotline.models import Call, CallEvent
 from ivr.config import IvrConfig, load_ivr
-from ivr.flow import FlowConfig, Handoff, IvrFlow
+from ivr.flow import FlowConfig, Handoff, IvrFlow, OpenTicket
 from tests.harness.clock import ManualSleep
 
 LANGUAGES = ("tr", "en", "ar")
@@ -80,7 +80,11 @@ def ivr() -> IvrConfig:
 
 
 async def make_harness(
-    tmp_path: Path, ivr: IvrConfig, clock: datetime = SUNDAY_NOON, queues: QueuesConfig = QUEUES
+    tmp_path: Path,
+    ivr: IvrConfig,
+    clock: datetime = SUNDAY_NOON,
+    queues: QueuesConfig = QUEUES,
+    open_ticket: OpenTicket | None = None,
 ) -> AsyncIterator[Harness]:
     url = f"sqlite:///{tmp_path / 'flow.db'}"
     await db.upgrade_async(url)
@@ -104,6 +108,7 @@ async def make_harness(
             handoff,
             guard_for(client, calls),
             clock=Clock(wall=lambda: clock, sleep=timer),
+            open_ticket=open_ticket,
         )
         async with client:
             client.on_event(flow.handle)
@@ -324,3 +329,47 @@ async def test_a_call_left_unanswered_by_a_crash_is_answered_and_its_menu_restar
     await store.close()
     assert kinds == ["readopted", "answered", "prompt"]
     assert fake.requests_to("POST", "/ari/channels/c12/answer")
+
+
+async def test_a_caller_with_an_open_case_hears_its_number_after_the_welcome(
+    tmp_path: Path, ivr: IvrConfig
+) -> None:
+    async def lookup(number: str) -> str | None:
+        return "183-2026-000042" if number == "05550000042" else None
+
+    async for harness in make_harness(tmp_path, ivr, open_ticket=lookup):
+        await harness.fake.start_call("c1", caller="05550000042")
+        await harness.wait_count("prompt", 1)
+        first = harness.prompts()[0]
+        assert first[:4] == ["welcome/tr", "open_ticket/tr", "digit_4/tr", "digit_2/tr"]
+        assert first[4].startswith("choose_language/")  # then the menus, as for anyone
+        [told] = [e for e in harness.timeline if e.kind == "open_ticket_told"]
+        assert told.data == {"ticket": "183-2026-000042"}
+        await harness.fake.start_call("c2", caller="05550000001")  # no open case: nothing said
+        await harness.wait_count("prompt", 2)
+        assert harness.prompts()[-1][:2] == ["welcome/tr", "choose_language/tr"]
+
+
+async def test_a_slow_or_failing_case_look_up_never_holds_up_the_welcome(
+    tmp_path: Path, ivr: IvrConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ivr.flow.OPEN_TICKET_WAIT", 0.05)
+    never = asyncio.Event()
+
+    async def slow(_number: str) -> str | None:
+        await never.wait()
+        return "183-2026-000001"
+
+    async for harness in make_harness(tmp_path, ivr, open_ticket=slow):
+        await harness.fake.start_call("c1", caller="05550000042")
+        await harness.wait_count("prompt", 1)
+        assert harness.prompts()[0][:2] == ["welcome/tr", "choose_language/tr"]
+
+    async def broken(_number: str) -> str | None:
+        raise RuntimeError("database away")
+
+    async for harness in make_harness(tmp_path / "b", ivr, open_ticket=broken):
+        await harness.fake.start_call("c1", caller="05550000042")
+        await harness.wait_count("prompt", 1)
+        assert harness.prompts()[0][:2] == ["welcome/tr", "choose_language/tr"]
+        assert "open_ticket_told" not in harness.kinds

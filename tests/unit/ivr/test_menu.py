@@ -202,3 +202,21 @@ def test_unknown_prompt_and_unknown_key(tmp_path: Path) -> None:
         == "nodes.main.prompt: no prompt named 'main' in [prompts]"
     )
     assert broken(tmp_path, "retries = 2 ", "retry = 2 ") == "menu.retry: unknown key"
+
+
+def test_an_open_case_is_read_out_after_the_welcome_digit_by_digit(config: IvrConfig) -> None:
+    [play, *_] = session(config).start(ticket="183-2026-000405")
+    assert isinstance(play, Play)
+    assert play.prompts[:5] == (
+        ("welcome", "tr"), ("open_ticket", "tr"), ("digit_4", "tr"), ("digit_0", "tr"), ("digit_5", "tr"),
+    )  # fmt: skip
+    assert play.prompts[5][0] == "choose_language"
+
+
+def test_an_open_ticket_prompt_needs_every_digit(tmp_path: Path) -> None:
+    text = SHIPPED.read_text(encoding="utf-8")
+    start = text.index("[prompts.digit_7]")
+    broken = tmp_path / "ivr.toml"
+    broken.write_text(text[:start] + text[text.index("[prompts.digit_8]") :], encoding="utf-8")
+    with pytest.raises(IvrConfigError, match=r"menu.open_ticket: no prompt named 'digit_7'"):
+        load_ivr(broken, QUEUES.queues)
