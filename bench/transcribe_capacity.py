@@ -53,8 +53,8 @@ the lags (CPU seconds are much less affected).
 
 The last line is ``engine=vosk streams=N lag_p95_ms=X overhead_ratio=X cpu_per_audio_s=X``
 (pipeline CPU-s per audio second of one stream, at the decisive N); a Whisper line, when it ran,
-comes just before. A benchmark: it prints figures and never fails on time. It takes about 13
-minutes with both engines on 2 cores (``--engine vosk`` about 7).
+comes just before. A benchmark: it prints figures and never fails on time. It took 9 to 14
+minutes with both engines here (``--engine vosk`` about 7), longer when a search overloads.
 
 Measured here on 2026-12-01 (2 vCPUs, Intel Xeon, Debian 12, Python 3.11, vosk 0.3.45,
 faster-whisper 1.2.1), ``.venv/bin/python bench/transcribe_capacity.py``, on a machine shared
@@ -84,10 +84,13 @@ The pipeline costs little CPU beyond the bare engine: median ratio 1.033 (run by
 at N=4 in the first run, 1.002 at N=1 in the second (one pair at 1.30: a slow pipeline run). Its
 event loop (RTP receive, parse, reorder, byte swap, LiveStream, scheduling) took 0.006 CPU-s per
 audio second of a stream, as much as the bare run's own scheduling did; the rest of the difference
-is in the decoding threads and within the engine's run-to-run spread. The aim of an overhead
-ratio of at most 1.10 is met. Its partial lag was worse than the bare engine's at N=4 (p95 542
-against 226 ms at the same CPU), not explained yet; the sender sends on a 5 ms tick, so packets
-of several streams arrive together, which the bare run's exact phases do not do.
+is in the decoding threads and within the engine's run-to-run spread. Under cProfile (N=4, 15 s,
+loaded machine) the RTP path per packet was: recvfrom 22 us, datagram_received 14, parse 12,
+reorder buffer 14, byte swap 5, LiveStream.audio 9 (own times, inflated by the profiler).
+The aim of an overhead ratio of at most 1.10 is met. Its partial lag was worse than the bare
+engine's at N=4 (p95 542 against 226 ms at the same CPU), not explained yet; the sender sends
+on a 5 ms tick, so packets of several streams arrive together, which the bare run's exact
+phases do not do.
 
 The aim of 12 Vosk streams on 2 cores is missed by 8 (4 sustained, 8 not). What limits it is
 the engine's cost when fed live: 0.20-0.25 CPU-s per audio second of a stream, so even 2 idle
@@ -95,7 +98,7 @@ cores could carry at most 8 streams at full load; 12 need at most about 0.14. Se
 bench, one stream fed back to back: with the word alignment of every partial
 (``SetPartialWords(True)``) taken after every 20 ms call, 0.10-0.22 CPU-s per audio second;
 without it 0.076; in 100 ms calls 0.08-0.11 with it. Two threads fed 20 ms calls back to back
-used 1.3-1.5 cores, in 200 ms calls 1.9 (each call takes the GIL for the partial's JSON).
+used 1.3-1.5 cores, in 200 ms calls 1.9 (likely the GIL: each call parses a partial's JSON).
 """
 
 from __future__ import annotations
