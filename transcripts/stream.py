@@ -1,13 +1,15 @@
 """One speaker's live stream: audio in as it arrives, results out, decoded off the event loop.
 
-Audio is appended to a buffer by the RTP receiver; one worker task per stream hands everything
+Audio is appended to a buffer by the RTP receiver; once ``batch_ms`` of it is there (100 ms:
+decoding each 20 ms packet as its own job costs more CPU and keeps the second core idle, and
+partials a tenth of a second later are still live), one worker task per stream hands everything
 buffered to the shared thread pool as one job, so a stream never has more than one job queued
 (the pool's queue is bounded by the number of streams) and a stream that falls behind catches up
 in bigger jobs rather than in more of them. Inside a job the audio is fed in slices of
 ``slice_ms`` so an engine with partials still produces them at a steady pace.
 
-``lag`` is, per job, the time from the arrival of its last audio to its results being ready: what
-an agent waits beyond the speaker's own pace.
+``lag`` is, per job, the time from the arrival of its oldest audio to its results being ready (the
+batching wait included): the most any word in it waited beyond the speaker's own pace.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class LiveStream:
         sink: Sink,
         *,
         slice_ms: int = 200,
+        batch_ms: int = 100,
         now: Callable[[], datetime],
     ) -> None:
         self.engine = engine
@@ -45,6 +48,7 @@ class LiveStream:
         self._pool = pool
         self._sink = sink
         self._slice = FRAME_BYTES * slice_ms // 20
+        self._batch = FRAME_BYTES * batch_ms // 20
         self._now = now
         self._buffer = bytearray()
         self._arrived = 0.0
@@ -59,9 +63,11 @@ class LiveStream:
             return
         if self.started_at is None:
             self.started_at = self._now()
+        if not self._buffer:
+            self._arrived = time.monotonic()  # the oldest audio not yet decoded
         self._buffer += pcm
-        self._arrived = time.monotonic()
-        self._wake.set()
+        if len(self._buffer) >= self._batch:
+            self._wake.set()
 
     def at(self, offset: float) -> datetime:
         """The wall time of a point ``offset`` seconds into the stream."""

@@ -67,12 +67,13 @@ class VoskRecognizer:
     def __init__(self, model: Any, language: str) -> None:
         self.language = language
         self._kaldi = vosk.KaldiRecognizer(model, SAMPLE_RATE)
+        # Word times on finals only: on every partial they cost about as much again as decoding
+        # (measured with bench/transcribe_capacity.py); a partial starts where the last final ended.
         self._kaldi.SetWords(True)
-        if hasattr(self._kaldi, "SetPartialWords"):
-            self._kaldi.SetPartialWords(True)
         self._fed = 0  # samples ever given to Kaldi (it counts them across Reset())
         self._origin = 0  # samples fed before the current stream started
         self._last_partial = ""
+        self._said_until = 0.0  # stream seconds: the end of the last final
 
     @property
     def position(self) -> float:
@@ -103,6 +104,7 @@ class VoskRecognizer:
         self._kaldi.Reset()
         self._origin = self._fed
         self._last_partial = ""
+        self._said_until = 0.0
 
     def _decode(self, pcm: bytes, piece: int, partials: bool) -> list[Result]:
         results: list[Result] = []
@@ -126,6 +128,7 @@ class VoskRecognizer:
         if not text:
             return None
         words = _words(data.get("result", []), self._origin / SAMPLE_RATE)
+        self._said_until = words[-1].end if words else self.position
         if not words:  # SetWords(True) always gives them; be safe about an old libvosk
             return Result(text, True, self.position, self.position, None, self.language)
         return Result(
@@ -144,9 +147,7 @@ class VoskRecognizer:
         if not text or text == self._last_partial:
             return None
         self._last_partial = text
-        words = _words(data.get("partial_result", []), self._origin / SAMPLE_RATE)
-        start = words[0].start if words else self.position
-        return Result(text, False, start, self.position, None, self.language, words)
+        return Result(text, False, self._said_until, self.position, None, self.language)
 
 
 class VoskEngine:
