@@ -80,6 +80,14 @@ and vosk N=1 244 ms, N=2 4075 ms (not sustained), CPU per audio second barely ch
 The stream counts are what this machine sustains while it is shared; the CPU figures are what
 to size a dedicated one with.
 
+After LiveStream began decoding in 100 ms batches and Vosk stopped timing the words of partials
+(21:22-21:29 UTC, load average 1.2-2.4, ``--engine vosk``): N=1 lag p95 202 ms, N=2 356, N=4
+1323 (not sustained); at N=2 (3+3 runs) lag p95 177 ms, 0.147 CPU-s per audio-s (bare 0.218).
+The bare side still feeds the engine a frame at a time when on time, so the ratio (0.674) now
+shows what batching saves rather than the pipeline's own cost:
+
+  engine=vosk streams=2 lag_p95_ms=177 overhead_ratio=0.674 cpu_per_audio_s=0.1467
+
 The pipeline costs little CPU beyond the bare engine: median ratio 1.033 (run by run 1.03-1.10)
 at N=4 in the first run, 1.002 at N=1 in the second (one pair at 1.30: a slow pipeline run). Its
 event loop (RTP receive, parse, reorder, byte swap, LiveStream, scheduling) took 0.006 CPU-s per
