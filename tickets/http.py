@@ -31,7 +31,18 @@ from tickets.config import TicketsConfig
 from tickets.models import Source, Status, Ticket, Told
 from tickets.queries import Cursor, Page, TicketFilter, list_tickets
 from tickets.search import search
-from tickets.service import Assign, Change, Comment, Edit, NewTicket, Reply, TellCitizen, Transition, is_own
+from tickets.service import (
+    Assign,
+    Change,
+    Comment,
+    Edit,
+    NewTicket,
+    Reply,
+    TellCitizen,
+    Transition,
+    decide,
+    is_own,
+)
 
 T = TypeVar("T")
 EXPORT_LIMIT = 10_000  # rows in one CSV export
@@ -145,12 +156,33 @@ class TicketRoutes:
         version = data.pop("version", None)
         if not data:
             raise ApiError(400, "invalid", "nothing to change")
-        for name, value in data.items():
-            if name == "due_at" and isinstance(value, str):
-                value = _when(value, "due_at")
-            ticket = await self._apply(request, ticket, Edit(name, value), version)
-            version = None  # checked once, on the first change
+        edits = [
+            Edit(name, _when(v, "due_at") if name == "due_at" and isinstance(v, str) else v)
+            for name, v in data.items()
+        ]
+        await self._check_edits(request, ticket, edits, version)
+        for change in edits:
+            ticket = await self._apply(request, ticket, change, version)
+            version = ticket.version  # each next edit on the ticket as this request left it
         return web.json_response(shown(ticket), dumps=_dumps)
+
+    async def _check_edits(
+        self, request: web.Request, ticket: Ticket, edits: list[Edit], version: object
+    ) -> None:
+        """Refuse the whole edit before anything is written when any of its changes would be refused
+        (each is written on its own: without this a bad second field left the first one changed)."""
+        if _version(version) not in (None, ticket.version):
+            raise _refused(errors.Conflict(f"{ticket.number} was changed by someone else; read it again"))
+        user, now, probe = current_user(request), self.clock.utcnow(), Ticket(**ticket.model_dump())
+        for change in edits:
+            try:
+                decision = decide(probe, user, change, now)
+            except errors.TicketError as exc:
+                raise _refused(exc) from None
+            for name, value in decision.values.items():
+                setattr(probe, name, value)
+            if change.field == "related_to" and change.value:
+                await _run(tickets.get(self.store, str(change.value)))
 
     def _action(self, action: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handle(request: web.Request) -> web.Response:
@@ -183,10 +215,8 @@ class TicketRoutes:
         return ticket
 
     async def _apply(self, request: web.Request, ticket: Ticket, change: Change, version: object) -> Ticket:
-        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
-            raise ApiError(400, "invalid", "version: the ticket's version as read")
-        user = current_user(request)
-        return await _run(tickets.apply(self.store, ticket.id, change, user, self.clock.utcnow(), version))
+        user, expected = current_user(request), _version(version)
+        return await _run(tickets.apply(self.store, ticket.id, change, user, self.clock.utcnow(), expected))
 
 
 def shown(ticket: Ticket) -> dict[str, Any]:
@@ -317,16 +347,29 @@ def _cell(value: object) -> str:
     if value is None:
         return ""
     text = value.isoformat() if isinstance(value, datetime) else str(value)
-    # A cell a spreadsheet would run as a formula is quoted as text (CSV injection).
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+    # A cell a spreadsheet would run as a formula is quoted as text (CSV injection; a leading tab
+    # or carriage return is dropped by some spreadsheets, which then see the formula after it).
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _version(version: object) -> int | None:
+    if version is None:
+        return None
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ApiError(400, "invalid", "version: the ticket's version as read")
+    return version
+
+
+def _refused(exc: errors.TicketError) -> ApiError:
+    status, code = next((v for k, v in _ERRORS.items() if isinstance(exc, k)), (400, "invalid"))
+    return ApiError(status, code, str(exc))
 
 
 async def _run(step: Awaitable[T]) -> T:
     try:
         return await step
     except errors.TicketError as exc:
-        status, code = next((v for k, v in _ERRORS.items() if isinstance(exc, k)), (400, "invalid"))
-        raise ApiError(status, code, str(exc)) from None
+        raise _refused(exc) from None
 
 
 def _dumps(value: Any) -> str:
