@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlmodel import select
 
 from hotline.app import App
 from hotline.settings import Settings
 from tests.harness import sipp
 from tests.integration.conftest import calls_and_events, ended, leftovers
+from tickets.models import Ticket
 
 MAIN_MENU = {
     "1": "violence_against_women", "2": "child_protection", "3": "elderly_disabled_care",
@@ -187,3 +189,9 @@ async def test_a_closed_queue_records_the_callers_message(
     samples = struct.unpack(f"<{(len(audio) - 44) // 2}h", audio[44 : 44 + (len(audio) - 44) // 2 * 2])
     assert len(samples) > 8000  # more than a second at 8 kHz
     assert max(abs(x) for x in samples) > 1000  # the caller's voice, not silence
+    # The message becomes a case, as a call an agent took would.
+    assert quick_app.tickets is not None
+    await quick_app.tickets.close()  # the ticket its end opened is written
+    async with quick_app.store.session() as session:
+        [ticket] = (await session.exec(select(Ticket))).all()
+    assert (ticket.call_id, ticket.source, ticket.caller_number) == (call.id, "voicemail", "05321234567")
