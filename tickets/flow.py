@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
@@ -103,7 +103,7 @@ class TicketFlow:
             category = self.config.suggest(await self.said(call_id), call.language or "tr")
         unit = self.config.unit_for(category, self.config.province(call.caller_number))
         days = self.config.due_working_days(category)
-        due = self.calendar.add_working_days(call.started_at, days, self.zone)
+        due = self.calendar.add_working_days(call.started_at, days, self.zone).astimezone(UTC)
         new = NewTicket(
             source=source,
             call_id=call.id,

@@ -110,7 +110,7 @@ class TicketRoutes:
         ticket = await self._visible(request)
         trail = await tickets.events(self.store, ticket.id)
         body = shown(ticket)
-        body["events"] = [e.model_dump(mode="json") for e in trail]
+        body["events"] = [e.model_dump(mode="json", warnings=False) for e in trail]
         if ticket.call_id:
             body["transcript"] = f"/api/calls/{ticket.call_id}/transcript"
         return web.json_response(body, dumps=_dumps)
@@ -128,11 +128,13 @@ class TicketRoutes:
         category = _opt_text(data, "category")
         if category is not None and category not in self.config.categories:
             raise ApiError(400, "invalid", f"category: one of {sorted(self.config.categories)}")
-        number, now, urgent = (
-            _opt_text(data, "caller_number") or "",
-            self.clock.utcnow(),
-            data.get("urgent") is True,
-        )
+        urgent = data.get("urgent", False)
+        if not isinstance(urgent, bool):
+            raise ApiError(400, "invalid", "urgent: true or false")
+        number, now = _opt_text(data, "caller_number") or "", self.clock.utcnow()
+        if not (number or _opt_text(data, "caller_name") or _opt_text(data, "notes")):
+            raise ApiError(400, "invalid", "a case needs who asks (caller_number or caller_name) or notes")
+        days = self.config.due_working_days(category)
         new = NewTicket(
             source=source,
             caller_number=number,
@@ -144,7 +146,7 @@ class TicketRoutes:
             priority=self.config.priority(category, urgent),
             notes=_opt_text(data, "notes") or "",
             assigned_agent=user.agent_id,
-            due_at=self.calendar.add_working_days(now, self.config.due_working_days(category), self.zone),
+            due_at=self.calendar.add_working_days(now, days, self.zone).astimezone(UTC),
         )
         ticket = await _run(tickets.create(self.store, new, user.username, now, self.zone))
         return web.json_response(shown(ticket), status=201, dumps=_dumps)
@@ -173,7 +175,7 @@ class TicketRoutes:
         (each is written on its own: without this a bad second field left the first one changed)."""
         if _version(version) not in (None, ticket.version):
             raise _refused(errors.Conflict(f"{ticket.number} was changed by someone else; read it again"))
-        user, now, probe = current_user(request), self.clock.utcnow(), Ticket(**ticket.model_dump())
+        user, now, probe = current_user(request), self.clock.utcnow(), Ticket(**ticket.model_dump(warnings=False))
         for change in edits:
             try:
                 decision = decide(probe, user, change, now)
@@ -220,7 +222,8 @@ class TicketRoutes:
 
 
 def shown(ticket: Ticket) -> dict[str, Any]:
-    return ticket.model_dump(mode="json")
+    # Enum columns come back from the database as plain strings: the same JSON, no warning.
+    return ticket.model_dump(mode="json", warnings=False)
 
 
 def _change(action: str, data: dict[str, Any]) -> Change:
