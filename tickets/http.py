@@ -175,7 +175,8 @@ class TicketRoutes:
         (each is written on its own: without this a bad second field left the first one changed)."""
         if _version(version) not in (None, ticket.version):
             raise _refused(errors.Conflict(f"{ticket.number} was changed by someone else; read it again"))
-        user, now, probe = current_user(request), self.clock.utcnow(), Ticket(**ticket.model_dump(warnings=False))
+        user, now = current_user(request), self.clock.utcnow()
+        probe = Ticket(**ticket.model_dump(warnings=False))
         for change in edits:
             try:
                 decision = decide(probe, user, change, now)
