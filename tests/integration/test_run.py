@@ -87,7 +87,8 @@ async def test_a_crash_mid_call_does_not_drop_the_caller(
     finally:
         await store.close()
     assert kinds.count("stasis_start") == 1
-    assert "readopted" in kinds and "ivr_done" in kinds and kinds[-1] == "ended"
+    story = [k for k in kinds if k != "ticket_created"]  # the call's ticket is noted after its end
+    assert "readopted" in kinds and "ivr_done" in kinds and story[-1] == "ended"
 
 
 async def test_hotline_run_refuses_a_database_that_is_not_upgraded(
@@ -167,7 +168,8 @@ async def test_a_crash_while_the_caller_talks_to_an_agent_keeps_the_conversation
             ).all()
     finally:
         await store.close()
-    assert kinds.count("agent_connected") == 1 and "readopted_with_agent" in kinds and kinds[-1] == "ended"
+    story = [k for k in kinds if k != "ticket_created"]  # the call's ticket is noted after its end
+    assert kinds.count("agent_connected") == 1 and "readopted_with_agent" in kinds and story[-1] == "ended"
     # The second process knew the agent was on that call, and its end started their wrap-up.
     steps = [(p.after, p.reason) for p in presence]
     assert steps[steps.index(("on_call", "readopted")) + 1] == ("wrap_up", "call_ended")
@@ -228,6 +230,7 @@ async def test_after_a_crash_a_waiting_caller_is_not_offered_to_the_agent_still_
     offers = [e for e in second_call if e.kind == "offered" and e.data["agent"] == "9001"]
     # 9001 was offered the waiting caller only once their own conversation was over ...
     assert offers and all(e.at > first_ended for e in offers)
-    assert [e.kind for e in second_call].count("agent_connected") == 1 and second_call[-1].kind == "ended"
+    story = [e.kind for e in second_call if e.kind != "ticket_created"]  # the ticket is noted after
+    assert story.count("agent_connected") == 1 and story[-1] == "ended"
     # ... and no miss was counted for a phone that never rang.
     assert not [p for p in presence if p.reason == "no_answer"]
