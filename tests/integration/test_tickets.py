@@ -4,27 +4,16 @@ and hangs up; the case is opened, routed and due; the same caller's next call is
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
 from sqlmodel import col, select
 
-from hotline.app import App, create_app
+from hotline.app import App
 from hotline.settings import Settings
 from tests.harness import sipp
 from tests.integration.conftest import ended
 from tickets.models import Priority, Source, Status, Ticket
-
-
-@pytest.fixture
-async def shipped_app(settings: Settings) -> AsyncIterator[App]:
-    """The hotline on the shipped menus, queues and tickets configuration, with agent 9001."""
-    app = create_app(settings)
-    await app.start(serve_web=False)
-    yield app
-    await app.close()
 
 
 async def tickets_of(app: App) -> list[Ticket]:
@@ -33,21 +22,21 @@ async def tickets_of(app: App) -> list[Ticket]:
 
 
 async def test_a_child_protection_call_becomes_a_routed_ticket_and_the_next_call_links_to_it(
-    shipped_app: App, settings: Settings, phone_port: int
+    app: App, settings: Settings, phone_port: int
 ) -> None:
     made = asyncio.get_running_loop().create_future()
-    shipped_app.calls.subscribe(
+    app.calls.subscribe(
         lambda e: made.set_result(e) if e.kind == "ticket_created" and not made.done() else None
     )
-    done = ended(shipped_app)
+    done = ended(app)
     async with sipp.phone(port=phone_port, talk_ms=1500) as desk:
         result = await sipp.call(settings, "183", digits="12", hold=30)  # Türkçe, child protection
         assert "answered" in (await desk.result()).log
     assert result.ok, result.errors
     [end] = await asyncio.wait_for(done, 30)
     await asyncio.wait_for(made, 30)
-    [ticket] = await tickets_of(shipped_app)
-    call = await shipped_app.calls.get(end.call_id)
+    [ticket] = await tickets_of(app)
+    call = await app.calls.get(end.call_id)
     assert call is not None
     assert (ticket.call_id, ticket.source, ticket.status) == (call.id, Source.call, Status.new)
     assert ticket.number.startswith(f"183-{call.started_at.astimezone(ZoneInfo('Europe/Istanbul')).year}-")
@@ -57,18 +46,18 @@ async def test_a_child_protection_call_becomes_a_routed_ticket_and_the_next_call
     # One working day to answer: due no later than four calendar days on (a weekend, an eve).
     assert ticket.due_at is not None and call.started_at < ticket.due_at < call.started_at + timedelta(days=6)
 
-    again = ended(shipped_app)
+    again = ended(app)
     async with sipp.phone(port=phone_port, talk_ms=500) as desk:
         assert (await sipp.call(settings, "183", digits="12", hold=30)).ok
         assert "answered" in (await desk.result()).log
     [second_end] = await asyncio.wait_for(again, 30)
     # The repeat caller heard their open case's number right after the welcome.
-    events = await shipped_app.calls.events(second_end.call_id)
+    events = await app.calls.events(second_end.call_id)
     assert [e.data for e in events if e.kind == "open_ticket_told"] == [{"ticket": ticket.number}]
     first_prompt = next(e.data["prompts"] for e in events if e.kind == "prompt")
     digits = [f"digit_{d}/tr" for d in ticket.number.rsplit("-", 1)[-1].lstrip("0")]
     assert first_prompt[: 2 + len(digits)] == ["welcome/tr", "open_ticket/tr", *digits]
-    assert shipped_app.tickets is not None
-    await shipped_app.tickets.close()  # the second ticket is written
-    first, second = await tickets_of(shipped_app)
+    assert app.tickets is not None
+    await app.tickets.close()  # the second ticket is written
+    first, second = await tickets_of(app)
     assert (first.id, second.related_to) == (ticket.id, ticket.id)  # a repeat caller's open case

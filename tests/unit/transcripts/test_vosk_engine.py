@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 from pathlib import Path
@@ -20,21 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.harness.speech import KNIFE, NEIGHBOUR, phone_speech
 from transcripts.engine import FRAME_BYTES, SAMPLE_RATE, Result
 from transcripts.vosk_engine import VoskEngine, VoskRecognizer
-
-KNIFE = "My husband has a knife and he is threatening to kill me. Please send help."
-NEIGHBOUR = "My neighbour is beating his child. Please send help quickly."
-
-
-def phone_speech(text: str, folder: Path, voice: str = "rms") -> bytes:
-    """flite speech through an 8 kHz µ-law phone line, back as 16 kHz s16 LE."""
-    wav, line, raw = folder / f"{voice}.wav", folder / f"{voice}-line.wav", folder / f"{voice}.raw"
-    subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(wav)], check=True)
-    # -R: sox's dither noise repeatable, so the audio is the same on every run.
-    subprocess.run(["sox", "-R", str(wav), "-r", "8000", "-e", "u-law", str(line)], check=True)
-    subprocess.run(["sox", "-R", str(line), "-r", "16000", "-e", "signed", "-b", "16", str(raw)], check=True)
-    return raw.read_bytes()
 
 
 def line_noise(seconds: float, seed: int = 0) -> bytes:

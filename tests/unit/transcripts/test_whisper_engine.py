@@ -6,29 +6,18 @@ Speech is flite's, through an 8 kHz µ-law phone line and back to 16 kHz, as a c
 from __future__ import annotations
 
 import importlib.util
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
+from tests.harness.speech import KNIFE, NEIGHBOUR, phone_speech
 from transcripts.engine import FRAME_BYTES, SAMPLE_RATE, Result
 from transcripts.speech_models import ensure_whisper_base
 from transcripts.whisper_engine import WhisperEngine, WhisperRecognizer, choose_language
 
-KNIFE = "My husband has a knife and he is threatening to kill me. Please send help."
-NEIGHBOUR = "My neighbour is beating his child. Please send help quickly."
 LANGUAGES = frozenset({"tr", "en", "ar"})
-
-
-def phone_speech(text: str, folder: Path, voice: str = "rms") -> bytes:
-    """flite speech through an 8 kHz µ-law phone line, back as 16 kHz s16 LE."""
-    wav, line, raw = folder / f"{voice}.wav", folder / f"{voice}-line.wav", folder / f"{voice}.raw"
-    subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(wav)], check=True)
-    subprocess.run(["sox", "-R", str(wav), "-r", "8000", "-e", "u-law", str(line)], check=True)
-    subprocess.run(["sox", "-R", str(line), "-r", "16000", "-e", "signed", "-b", "16", str(raw)], check=True)
-    return raw.read_bytes()
 
 
 def silence(seconds: float) -> bytes:
