@@ -110,6 +110,10 @@ async def search(store: Store, text: str, flt: TicketFilter, now: datetime) -> P
     candidates: list[Any] = []  # (id, created_at, score), the newest matches
     async with store.session() as session:
         connection = await session.connection()
+        if store.engine.dialect.name == "postgresql":
+            # Each slice needs the plan of its own words and dates: a generic plan of a prepared
+            # statement (asyncpg prepares them) cannot tell a rare word from a common one.
+            await connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
         for span in slices(now):
             statement = candidate_statement(store, found, flt, now, span, wanted - len(candidates))
             candidates += (await connection.execute(statement)).all()
