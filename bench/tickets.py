@@ -28,7 +28,33 @@ kind whose p99 passes 100 ms also gets the EXPLAIN ANALYZE of its slowest query.
 ``tickets=N list_p99_ms=X search_p99_ms=X``: p99 over every list (every search) of a run, median
 over runs. A benchmark: it prints figures and never fails on time.
 
-Figures: (filled in from a run at 1,000,000 tickets; see below)
+Figures, 2026-12-01, 2 vCPU, PostgreSQL 15 (shared_buffers 128MB, jit on), 1,000,200 tickets
+(1.96 GB with indexes; built with ``--keep`` in about 3 minutes: COPY at 8,000 tickets/s with the
+search trigger live, then 20 indexes), one run of 100 queries per kind:
+
+    .venv/bin/python bench/tickets.py --keep --runs 1 --queries 100
+
+    lists (13 kinds: open, one status, unit + open, category, urgent + open, overdue,
+    overdue + unit, agent's own (+ open), assigned + status, week + category, caller number,
+    page 5): p50 1.6-4.4 ms, p99 2.8-15.1 ms; every one reads an index newest first (the
+    composite indexes of 0010, the overdue partial index, the union of the agent's two
+    indexes), except assigned + status (a BitmapAnd, 15 ms p99).
+    search: common word 12.6, any word 85.3, prefix 61.4, ticket number 14.7, phone 39.5,
+    common word in the last month 13.0 ms p99; but two words 284, caller name 212,
+    word + unit + open 239, word within an agent's own 263 ms p99.
+    create 15.9 ms and comment 6.5 ms p99 through tickets.store (triggers included).
+    tickets=1000200 list_p99_ms=13.9 search_p99_ms=247.3
+
+The list aim (100 ms) is met; the search aim is missed. EXPLAIN ANALYZE of the slow ones shows
+the cause: each slice of time is a BitmapAnd of the GIN index with the created_at (or filter)
+index, and when one of the words is common or a prefix of a common stem ('es' & 'kadinsini:*',
+'kavgasi:*' matching 166,000 tickets) the GIN scan alone costs ~70 ms and is repeated in each of
+the five slices. Fixes, not made yet: run the slices as one statement (a UNION ALL under a
+LIMIT, so the GIN bitmap is built once), or let the planner filter by @@ over the filter's own
+index when a filter (agent, unit) is selective; leave out words present in over a tenth of the
+tickets from the GIN condition (check them as a filter); and match the last word as a prefix only
+when it is not already a whole word. With asyncpg's prepared statements the first run (811 ms
+p99) also showed generic plans; search now forces custom plans (SET LOCAL plan_cache_mode).
 """
 
 from __future__ import annotations
