@@ -164,8 +164,18 @@ class TranscriptFlow:
             who = Speaking(call.call_id, Speaker(tap.side), tap.agent_id or call.agent_id)
             transcriber.result(who, result, stream.at(result.start), stream.at(result.end), engine, lag)
 
+        def failed(exc: BaseException) -> None:
+            # The engine gave up on this stream: take the tap down and free its slot for others.
+            if tap in call.taps:
+                self._spawn(call.call_id, self._failed(call, tap, exc))
+
         return LiveStream(
-            self.ctx.engines[engine], call.language, self.ctx.pool, sink, now=self.ctx.clock.utcnow
+            self.ctx.engines[engine],
+            call.language,
+            self.ctx.pool,
+            sink,
+            now=self.ctx.clock.utcnow,
+            on_failure=failed,
         )
 
     async def _record(self, call: CallTaps, tap: Tap, spy: str, *, pending: bool) -> None:
@@ -193,7 +203,7 @@ class TranscriptFlow:
         await ctx.calls.record(call.call_id, CallEventKind.recording_started, side=str(tap.side), name=name)
 
     async def _failed(self, call: CallTaps, tap: Tap, exc: BaseException) -> None:
-        log.warning("transcript_not_started", call_id=call.call_id, side=str(tap.side), error=str(exc))
+        log.warning("transcript_failed", call_id=call.call_id, side=str(tap.side), error=str(exc))
         if tap in call.taps:
             call.taps.remove(tap)
         await self._release(tap)

@@ -40,11 +40,13 @@ class LiveStream:
         slice_ms: int = 200,
         batch_ms: int = 100,
         now: Callable[[], datetime],
+        on_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.engine = engine
         self.language = language
         self.started_at: datetime | None = None  # the first audio's arrival: time zero of results
         self.failed = False
+        self._on_failure = on_failure
         self._pool = pool
         self._sink = sink
         self._slice = FRAME_BYTES * slice_ms // 20
@@ -95,9 +97,11 @@ class LiveStream:
                     break
             results = await loop.run_in_executor(self._pool, self._recognizer.finish)
             self._deliver(results, 0.0)
-        except Exception:  # an engine failure ends this stream only; the call is never touched
+        except Exception as exc:  # an engine failure ends this stream only; the call is never touched
             self.failed = True
             log.exception("transcript_stream_failed", engine=self.engine.name, language=self.language)
+            if self._on_failure is not None:
+                self._on_failure(exc)
         finally:
             if self._recognizer is not None and not self.failed:
                 self.engine.release(self._recognizer)

@@ -11,7 +11,7 @@ from sqlmodel import col, select
 
 from hotline import db
 from hotline.models import CallEventKind, CallOutcome
-from tests.unit.transcripts.harness import World, speak, world
+from tests.unit.transcripts.harness import ScriptedRecognizer, World, speak, world
 from transcripts.media import PortsExhausted, RtpReceiver
 from transcripts.models import Recording, TranscriptSegment
 from transcripts.stasis import CallTaps
@@ -229,3 +229,20 @@ async def test_with_every_port_in_use_the_tap_fails_and_gives_its_slot_back(
     assert "every port" in failed.data["error"]
     assert w.ctx.capacity.in_use["vosk"] == 0 and w.ours() == ([], [])
     assert channel in w.fake.channels
+
+
+async def test_an_engine_failing_mid_call_ends_its_tap_and_frees_the_slot(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    call_id, channel = await w.caller()
+    await w.kind(CallEventKind.transcript_started)
+
+    def broken(self: object, pcm: bytes) -> list[object]:
+        raise RuntimeError("decoder crashed")
+
+    monkeypatch.setattr(ScriptedRecognizer, "feed", broken)
+    await speak(receiver_of(w, call_id), 0.2)
+    failed = await w.kind(CallEventKind.transcript_failed)
+    assert "decoder crashed" in failed.data["error"]
+    await w.fake.wait_for(lambda: w.ours() == ([], []))
+    assert w.ctx.capacity.in_use["vosk"] == 0 and channel in w.fake.channels
