@@ -25,7 +25,7 @@ from agents.errors import CommandError
 from agents.notifier import Notice
 from agents.stasis import QueueFlow
 from hotline.db import Store
-from hotline.web import ApiError, current_user, requires, still_signed_in
+from hotline.web import ApiError, current_user, json_object, requires, still_signed_in
 
 log = structlog.get_logger(__name__)
 
@@ -52,20 +52,6 @@ def _own_agent(request: web.Request) -> str:
             403, "unknown_agent", f"this user's agent {user.agent_id!r} is not in the configuration"
         )
     return user.agent_id
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        data = await request.json()
-    except (ValueError, LookupError, RecursionError):
-        # Not JSON, not in the charset it names (UTF-8 by default), a charset Python does not
-        # know (LookupError), or nested too deep to parse.
-        raise ApiError(400, "bad_json", "the body is not JSON in UTF-8 (or the charset it names)") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "bad_json", "the body must be a JSON object")
-    return data
 
 
 def _text(data: dict[str, Any], key: str, required: bool = True) -> str | None:
@@ -130,7 +116,7 @@ async def pause(request: web.Request) -> web.Response:
     agent_id = request.match_info.get("agent_id") or _own_agent(request)
     if request.match_info.get("agent_id"):
         _require_supervisor(request)
-    reason = _text(await _body(request), "reason")
+    reason = _text(await json_object(request), "reason")
     assert reason is not None
     await _run(_flow(request).desk.pause(agent_id, reason, by=_by(request, agent_id)))
     return web.json_response(_flow(request).desk.agent_state(agent_id))
@@ -138,7 +124,7 @@ async def pause(request: web.Request) -> web.Response:
 
 @requires("agent")
 async def transfer(request: web.Request) -> web.Response:
-    data = await _body(request)
+    data = await json_object(request)
     queue, to_agent = _text(data, "queue", required=False), _text(data, "agent", required=False)
     if (queue is None) == (to_agent is None):
         raise ApiError(400, "bad_request", "give either queue or agent")
@@ -169,7 +155,7 @@ async def all_events(request: web.Request) -> web.StreamResponse:
 
 @requires("supervisor")
 async def reprioritise(request: web.Request) -> web.Response:
-    boost = (await _body(request)).get("boost")
+    boost = (await json_object(request)).get("boost")
     if not isinstance(boost, int) or isinstance(boost, bool) or not -100 <= boost <= 100:
         raise ApiError(400, "bad_request", "boost: an integer from -100 to 100 is required")
     by = current_user(request).username
@@ -181,7 +167,7 @@ async def reprioritise(request: web.Request) -> web.Response:
 async def spy(request: web.Request) -> web.Response:
     """Ring the supervisor's phone (``phone``: an agent id, by default the supervisor's own) to
     ``listen``, ``whisper`` (to the agent) or ``barge`` on the call."""
-    data = await _body(request)
+    data = await json_object(request)
     mode = _text(data, "mode")
     phone = _text(data, "phone", required=False) or current_user(request).agent_id
     if phone is None:

@@ -26,7 +26,6 @@ from hotline.db import Store
 from hotline.logging import configure_logging, scrubber
 from hotline.settings import Settings
 from hotline.speech import Speech, build_speech
-from hotline.speech import check as check_speech
 from hotline.web import public, start_web
 from ivr.flow import FlowConfig, Handoff, IvrFlow
 from tickets import store as tickets_store
@@ -35,6 +34,7 @@ from tickets.deadlines import Deadlines
 from tickets.flow import TicketFlow
 from tickets.http import TicketRoutes
 from transcripts.service import caller_said
+from transcripts.speech_models import plan as speech_plan
 
 log = structlog.get_logger(__name__)
 
@@ -147,7 +147,7 @@ def create_app(settings: Settings) -> App:
     """Build the application; reads and validates the IVR and builds its prompts (fails fast)."""
     queues, ivr = load_call_config(settings)
     if settings.speech.enabled:
-        check_speech(settings)  # a missing model stops start-up here, naming the key and the path
+        speech_plan(settings)  # a missing model stops start-up here, naming the key and the path
     instance = asterisk.load_instance(settings) or asterisk.plan_instance(settings)
     sounds = asterisk.build_instance_prompts(settings, instance, ivr)
     password = asterisk.ari_password(settings)

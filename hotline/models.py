@@ -113,6 +113,12 @@ class CallEventKind(StrEnum):
     recovery_failed = "recovery_failed"
 
 
+# Timeline entries that put an agent on the call (their data names the agent).
+AGENT_ON_CALL = frozenset(
+    {CallEventKind.agent_connected, CallEventKind.readopted_with_agent, CallEventKind.callback_connected}
+)
+
+
 class Call(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     channel_id: str = Field(index=True, unique=True, max_length=128)

@@ -54,11 +54,6 @@ class Speech:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-def check(settings: Settings) -> SpeechPlan:
-    """The plan, or SpeechConfigError naming the file, key and path of what is missing."""
-    return plan(settings)
-
-
 async def build_speech(settings: Settings, ari: AriClient, calls: CallLog, store: Store) -> Speech:
     """Load the engines (off the event loop: it takes seconds) and build the flow."""
     speech = settings.speech

@@ -131,6 +131,21 @@ def public(handler: H) -> H:
     return handler
 
 
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object body ({} when there is none), or a 400 ``bad_json``."""
+    if not request.can_read_body:
+        return {}
+    try:
+        data = await request.json()
+    except (ValueError, LookupError, RecursionError):
+        # Not JSON, not in the charset it names (UTF-8 by default), a charset Python does not
+        # know (LookupError), or nested too deep to parse.
+        raise ApiError(400, "bad_json", "the body is not JSON in UTF-8 (or the charset it names)") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_json", "the body must be a JSON object")
+    return data
+
+
 def current_user(request: web.Request) -> Principal:
     """The signed-in user; always there in a handler that is not ``@public``."""
     if USER not in request:

@@ -17,11 +17,11 @@ from sqlmodel import col, select
 
 from hotline.clock import SYSTEM, Clock
 from hotline.db import Store
-from tickets.models import Status, Ticket
+from tickets.models import Ticket
+from tickets.queries import UNANSWERED
 
 log = structlog.get_logger(__name__)
 
-UNANSWERED = (Status.new, Status.assigned, Status.in_progress, Status.reopened)
 Stage = Literal["due_soon", "overdue"]
 
 
@@ -71,7 +71,10 @@ class Deadlines:
         async with self.store.session() as session:
             rows = await session.exec(
                 select(Ticket)
-                .where(col(Ticket.status).in_(UNANSWERED), col(Ticket.due_at) <= now + self.warn_before)
+                .where(
+                    col(Ticket.status).in_([s.value for s in UNANSWERED]),
+                    col(Ticket.due_at) <= now + self.warn_before,
+                )
                 .order_by(col(Ticket.due_at))
                 .limit(1000)
             )

@@ -22,7 +22,7 @@ from sqlmodel import col, select
 from hotline.calls import CallLog
 from hotline.clock import SYSTEM, Clock
 from hotline.db import Store
-from hotline.models import Call, CallEvent, CallEventKind, CallOutcome
+from hotline.models import AGENT_ON_CALL, Call, CallEvent, CallEventKind, CallOutcome
 from hotline.workdays import Calendar
 from tickets import store as tickets
 from tickets.config import TicketsConfig
@@ -34,8 +34,6 @@ log = structlog.get_logger(__name__)
 
 SYSTEM_USER = "hotline"  # who opens the tickets of calls, in the audit trail
 SWEEP_DAYS = 7  # how far back a start looks for ended calls without their ticket
-# Timeline entries that put an agent on the call.
-ON_CALL = (CallEventKind.agent_connected, CallEventKind.readopted_with_agent)
 ABANDONED = (CallOutcome.abandoned, CallOutcome.abandoned_in_ivr)
 
 Said = Callable[[str], Awaitable[str]]  # call id -> what the caller said, for a category hint
@@ -62,7 +60,7 @@ def ivr_path(events: list[CallEvent]) -> list[str]:
 
 
 def agent_of(events: list[CallEvent]) -> str | None:
-    agents = [str(e.data["agent"]) for e in events if e.kind in ON_CALL and e.data.get("agent")]
+    agents = [str(e.data["agent"]) for e in events if e.kind in AGENT_ON_CALL and e.data.get("agent")]
     return agents[-1] if agents else None
 
 

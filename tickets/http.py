@@ -23,7 +23,7 @@ from aiohttp import web
 from hotline.auth import Principal, Role
 from hotline.clock import SYSTEM, Clock
 from hotline.db import Store
-from hotline.web import ApiError, current_user
+from hotline.web import ApiError, current_user, json_object
 from hotline.workdays import Calendar
 from tickets import errors
 from tickets import store as tickets
@@ -118,7 +118,7 @@ class TicketRoutes:
     # -- writing ------------------------------------------------------------------------------------
 
     async def create(self, request: web.Request) -> web.Response:
-        user, data = current_user(request), await _body(request)
+        user, data = current_user(request), await json_object(request)
         try:
             source = Source(data.get("source", Source.walk_in))
         except ValueError:
@@ -154,7 +154,7 @@ class TicketRoutes:
     async def edit(self, request: web.Request) -> web.Response:
         """``{"version": n, "<field>": value, ...}``: each field an audited edit, in one go
         (a ticket changed since version ``n`` was read is refused with 409)."""
-        ticket, data = await self._visible(request), await _body(request)
+        ticket, data = await self._visible(request), await json_object(request)
         version = data.pop("version", None)
         if not data:
             raise ApiError(400, "invalid", "nothing to change")
@@ -189,7 +189,7 @@ class TicketRoutes:
 
     def _action(self, action: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handle(request: web.Request) -> web.Response:
-            ticket, data = await self._visible(request), await _body(request)
+            ticket, data = await self._visible(request), await json_object(request)
             ticket = await self._apply(request, ticket, _change(action, data), data.get("version"))
             return web.json_response(shown(ticket), dumps=_dumps)
 
@@ -319,16 +319,6 @@ def _cursor_in(request: web.Request) -> Cursor | None:
         return Cursor(datetime.fromisoformat(created_at), str(ticket_id))
     except (ValueError, TypeError):
         raise ApiError(400, "invalid", "after: a cursor from a previous page") from None
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        data = await request.json() if request.can_read_body else {}
-    except (ValueError, LookupError, RecursionError):
-        raise ApiError(400, "bad_json", "the body is not JSON in UTF-8 (or the charset it names)") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "bad_json", "the body must be a JSON object")
-    return data
 
 
 def _opt_text(data: dict[str, Any], key: str) -> str | None:

@@ -17,17 +17,10 @@ from sqlmodel import col, select
 from hotline.auth import Principal, Role
 from hotline.calls import CallLog
 from hotline.db import Store
-from hotline.models import CallEventKind
+from hotline.models import AGENT_ON_CALL
 from hotline.web import ApiError, current_user, requires
 from transcripts.models import TranscriptSegment
 from transcripts.service import as_text
-
-# The timeline entries that put an agent on a call.
-ON_CALL = (
-    CallEventKind.agent_connected,
-    CallEventKind.readopted_with_agent,
-    CallEventKind.callback_connected,
-)
 
 
 class TranscriptRoutes:
@@ -81,4 +74,4 @@ class TranscriptRoutes:
         if not user.agent_id:
             return False
         events = await self.calls.events(call_id)
-        return any(e.kind in ON_CALL and e.data.get("agent") == user.agent_id for e in events)
+        return any(e.kind in AGENT_ON_CALL and e.data.get("agent") == user.agent_id for e in events)

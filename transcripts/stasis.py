@@ -336,10 +336,6 @@ class TranscriptFlow:
         await asyncio.gather(*(self._release(tap) for tap in taps), return_exceptions=True)
         self.calls.clear()
 
-    @property
-    def live_streams(self) -> int:
-        return sum(1 for call in self.calls.values() for t in call.taps if t.stream is not None)
-
 
 def _agent_of(channel_name: str) -> str:
     # PJSIP channel names are "PJSIP/agent-<id>-<sequence>".
