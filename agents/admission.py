@@ -4,6 +4,7 @@ list, full queues and overflow, and putting a caller back in their place after a
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 
@@ -63,7 +64,7 @@ class Admission:
             return exc
         return None
 
-    async def join(self, caller: Caller, held: Exception | None) -> None:
+    async def join(self, caller: Caller, held: Exception | None, only_agent: str | None = None) -> None:
         """Under the lock: the held caller joins the router's waiting calls and is offered."""
         ctx = self.ctx
         if ctx.live.caller(caller.call_id) is not caller:
@@ -73,7 +74,7 @@ class Admission:
         ):
             if held is not None:
                 raise held
-            await self._waiting(caller)
+            await self._waiting(caller, only_agent)
             await ctx.offering.offer()
 
     def with_room(self, queue: str, urgent: bool) -> str:
@@ -103,8 +104,15 @@ class Admission:
         ctx = self.ctx
         self.wait_quietly(caller, only_agent)
         position = ctx.router.position(caller.call_id, ctx.clock.now())
+        # A transfer's colleague, or the agent the caller asked for, is offered the call first.
+        first: dict[str, Any] = {"agent": only_agent} if only_agent else {}
         await ctx.calls.record(
-            caller.call_id, CallEventKind.queued, queue=caller.queue, position=position, urgent=caller.urgent
+            caller.call_id,
+            CallEventKind.queued,
+            queue=caller.queue,
+            position=position,
+            urgent=caller.urgent,
+            **first,
         )
         log.info(
             "call_queued", call_id=caller.call_id, queue=caller.queue, position=position, urgent=caller.urgent
@@ -115,7 +123,8 @@ class Admission:
         """Put the caller in the router's waiting calls (no bridge, no record: see ``wait_in``)."""
         call = WaitingCall(caller.call_id, caller.queue, caller.language, caller.urgent, caller.since)
         if only_agent is not None:
-            # A colleague gets the call alone while they free up, for as long as an offer rings.
+            # A colleague (or the agent the caller asked for) gets the call alone while they free
+            # up, for as long as an offer rings.
             call.only_agent = only_agent
             call.only_until = self.ctx.clock.now() + self.ctx.router.queues[caller.queue].ring_timeout
         self.ctx.router.enqueue(call)

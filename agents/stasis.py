@@ -130,9 +130,17 @@ class QueueFlow:
                 log.exception("queue_tick_failed")
 
     async def enqueue(
-        self, call_id: str, channel_id: str, queue: str, language: str, urgent: bool, caller: tuple[str, str]
+        self,
+        call_id: str,
+        channel_id: str,
+        queue: str,
+        language: str,
+        urgent: bool,
+        caller: tuple[str, str],
+        agent: str | None = None,
     ) -> None:
-        """A caller the IVR is done with joins ``queue``; from now on this flow owns the channel."""
+        """A caller the IVR is done with joins ``queue``; from now on this flow owns the channel.
+        ``agent``: the caller asked for this agent, who alone is offered the call for a ring time."""
         name, number = caller
         joining = Caller(call_id, channel_id, queue, name, number, language, urgent)
         admission = self.ctx.admission
@@ -141,7 +149,7 @@ class QueueFlow:
                 return
         held = await admission.hold(joining)  # outside the lock: see Admission.hold
         async with self.ctx.lock:
-            await admission.join(joining, held)
+            await admission.join(joining, held, agent if agent in self.ctx.router.agents else None)
 
     # -- events --------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import structlog
 from aiohttp import web
 
 from agents import http as agents_http
+from agents.service import Presence, Router
 from agents.stasis import QueueFlow, seats_from_settings
 from ari import AriClient, AriError
 from ari import events as ev
@@ -27,7 +28,8 @@ from hotline.logging import configure_logging, scrubber
 from hotline.settings import Settings
 from hotline.speech import Speech, build_speech
 from hotline.web import public, start_web
-from ivr.flow import FlowConfig, Handoff, IvrFlow
+from ivr.flow import FlowConfig, Handoff, IvrFlow, OpenCase, OpenTicket
+from ivr.service import AgentOffer
 from tickets import store as tickets_store
 from tickets.config import load_tickets
 from tickets.deadlines import Deadlines
@@ -177,9 +179,8 @@ def create_app(settings: Settings) -> App:
     )
 
     async def handoff(h: Handoff) -> None:
-        await queue_flow.enqueue(
-            h.call_id, h.channel_id, h.queue, h.language, h.urgent, (h.caller_name, h.caller_number)
-        )
+        caller = (h.caller_name, h.caller_number)
+        await queue_flow.enqueue(h.call_id, h.channel_id, h.queue, h.language, h.urgent, caller, h.agent)
 
     flow_config = FlowConfig(extension=settings.asterisk.extension, languages=languages)
     flow = IvrFlow(
@@ -191,7 +192,7 @@ def create_app(settings: Settings) -> App:
         flow_config,
         handoff,
         guard,
-        open_ticket=lambda number: tickets_store.open_number(store, number),
+        open_ticket=open_cases(store, queue_flow.router, languages[0]),
     )
     cases, zone = load_tickets(Path(settings.tickets.file)), ZoneInfo(settings.hotline.timezone)
     tickets = TicketFlow(
@@ -210,6 +211,22 @@ def create_app(settings: Settings) -> App:
         ticket_routes=routes,
         deadlines=deadlines,
     )
+
+
+def open_cases(store: Store, router: Router, language: str) -> OpenTicket:
+    """The IVR's look-up of a caller's open case; its agent is offered only while free right now."""
+
+    async def lookup(number: str) -> OpenCase | None:
+        found = await tickets_store.open_case(store, number)
+        if found is None:
+            return None
+        ticket, queue = found
+        agent = router.agents.get(ticket.assigned_agent or "")
+        if agent is None or agent.presence is not Presence.available or queue is None:
+            return OpenCase(ticket.number)
+        return OpenCase(ticket.number, AgentOffer(agent.id, queue, ticket.language or language))
+
+    return lookup
 
 
 async def run_forever(settings: Settings) -> int:

@@ -64,6 +64,11 @@ class MenuSettings(_Model):
     # "You have an open request, number…" then its digits (prompts digit_0…digit_9), after the
     # welcome, for a caller whose earlier case is still open; unset: not mentioned.
     open_ticket: str | None = None
+    # Then, when the agent who handled that case is free: "press <offer digit> to be put through to
+    # them" (one prompt, in the first language, before any menu); no key or another key: the menus.
+    open_ticket_offer: str | None = None
+    open_ticket_offer_digit: Digit = "1"
+    open_ticket_offer_timeout: Seconds = 4.0
     emergency_digit: Digit = "9"
     repeat_digit: Digit = "#"
     back_digit: Digit = "*"
@@ -123,6 +128,13 @@ def check_tree(config: IvrConfig, queues: set[str]) -> None:
     reserved = {menu.emergency_digit: "emergency", menu.repeat_digit: "repeat", menu.back_digit: "back"}
     if len(reserved) != 3:
         raise TreeError("menu", "emergency_digit, repeat_digit and back_digit must differ")
+    if menu.open_ticket_offer and not menu.open_ticket:
+        raise TreeError(
+            "menu.open_ticket_offer", "needs menu.open_ticket (the offer follows the case number)"
+        )
+    if menu.open_ticket_offer and menu.open_ticket_offer_digit in reserved:
+        digit = menu.open_ticket_offer_digit
+        raise TreeError("menu.open_ticket_offer_digit", f"{digit} is the {reserved[digit]} key in every menu")
     for name, node in config.nodes.items():
         for digit, target in node.options.items():
             key = f"nodes.{name}.options.{digit}"
@@ -147,7 +159,7 @@ def check_tree(config: IvrConfig, queues: set[str]) -> None:
     if unreachable:
         raise TreeError(f"nodes.{unreachable[0]}", f"unreachable from menu.start {menu.start!r}")
     used = [("menu.invalid", menu.invalid)]
-    optional = ("welcome", "no_input", "connecting", "emergency", "closed")
+    optional = ("welcome", "no_input", "connecting", "emergency", "closed", "open_ticket_offer")
     used += [(f"menu.{k}", getattr(menu, k)) for k in optional if getattr(menu, k)]
     used += [(f"nodes.{name}.prompt", node.prompt) for name, node in config.nodes.items()]
     if menu.open_ticket:

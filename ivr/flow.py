@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -27,15 +27,25 @@ from hotline.calls import CallLog
 from hotline.clock import SYSTEM, Clock
 from hotline.models import CallEventKind, CallOutcome
 from ivr.config import IvrConfig
-from ivr.service import Action, Finished, MenuSession, Play, StopPrompt, WaitForKey
+from ivr.service import Action, AgentOffer, Finished, MenuSession, Play, StopPrompt, WaitForKey
 
 log = structlog.get_logger(__name__)
 
 NORMAL_CLEARING = 16  # Q.850 cause of ARI's hang-up reason "normal"
 OPEN_TICKET_WAIT = 0.5  # seconds the welcome may wait for the caller's open case to be found
 
-# The caller's open case number (as people read it), or None: handed in by the app.
-OpenTicket = Callable[[str], Awaitable[str | None]]
+
+@dataclass(frozen=True, slots=True)
+class OpenCase:
+    """A caller's latest open case: its number as people read it, and the agent who handled it
+    when that agent is free right now (the caller is then offered to be put through)."""
+
+    number: str
+    offer: AgentOffer | None = None
+
+
+# The open case of a caller's number, or None: handed in by the app.
+OpenTicket = Callable[[str], Awaitable[OpenCase | None]]
 
 
 class QueueDirectory(Protocol):
@@ -61,6 +71,7 @@ class Handoff:
     urgent: bool
     caller_name: str
     caller_number: str
+    agent: str | None = None  # offered to this agent first (the caller asked for them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +93,7 @@ class LiveCall:
     timer: asyncio.Task[None] | None = None
     outcome: CallOutcome | None = None
     hangup_cause: int | None = None
+    agent: str | None = None  # the agent the caller asked to be put through to
 
     def stop_timer(self) -> None:
         if self.timer is not None and not self.timer.done():
@@ -211,8 +223,9 @@ class IvrFlow:
                 if not up:
                     await self._ari.channels.answer(channel.id)
                     await self._calls.answered(call.id)
-                ticket = await self._open_ticket_of(live, channel.caller.number)
-                await self._run(live, live.session.start(ticket))  # the welcome first, the look-up after
+                case = await self._open_ticket_of(live, channel.caller.number)
+                actions = live.session.start(case.number, case.offer) if case else live.session.start()
+                await self._run(live, actions)  # the welcome first, the look-up after
                 await self._note_repeat_caller(live, channel.caller.number)
 
     async def _start_direct(self, channel: Channel, queue: str) -> None:
@@ -263,19 +276,28 @@ class IvrFlow:
                 else:
                     await self._prompt_done(live)
 
-    async def _open_ticket_of(self, live: LiveCall, number: str) -> str:
+    async def _open_ticket_of(self, live: LiveCall, number: str) -> OpenCase | None:
         """The caller's open case, if the look-up answers in time: the welcome never waits long."""
         if self._open_ticket is None or not number or not self._ivr.menu.open_ticket:
-            return ""
+            return None
         try:
             async with asyncio.timeout(OPEN_TICKET_WAIT):
-                ticket = await self._open_ticket(number)
+                case = await self._open_ticket(number)
         except Exception as exc:  # a case not mentioned is better than a caller kept waiting
             log.warning("open_ticket_lookup_failed", error=repr(exc))
-            return ""
-        if ticket:
-            await self._calls.record(live.call_id, CallEventKind.open_ticket_told, ticket=ticket)
-        return ticket or ""
+            return None
+        if case is None:
+            return None
+        offer = case.offer
+        if offer is not None and not (
+            self._ivr.menu.open_ticket_offer and self._queues.has_queue(offer.queue)
+        ):
+            offer = None
+        told: dict[str, Any] = {"ticket": case.number}
+        if offer is not None:
+            told["agent_offered"] = offer.agent
+        await self._calls.record(live.call_id, CallEventKind.open_ticket_told, **told)
+        return OpenCase(case.number, offer)
 
     async def _note_repeat_caller(self, live: LiveCall, number: str) -> None:
         previous = await self._calls.previous_calls(number, before=live.call_id)
@@ -338,6 +360,7 @@ class IvrFlow:
         )
         menu = self._ivr.menu
         is_open = result.urgent or self._queues.is_open(result.queue, self._clock.utcnow())
+        live.agent = result.agent
         live.phase = "leaving" if is_open else "closed"
         notice = (menu.emergency if result.urgent else menu.connecting) if is_open else menu.closed
         if notice:
@@ -380,7 +403,8 @@ class IvrFlow:
         self._live.pop(live.channel_id, None)
         await self._calls.record(live.call_id, CallEventKind.handed_to_queue, queue=queue)
         name, number = live.caller
-        await self._handoff(Handoff(live.call_id, live.channel_id, queue, language, urgent, name, number))
+        handoff = Handoff(live.call_id, live.channel_id, queue, language, urgent, name, number, live.agent)
+        await self._handoff(handoff)
 
     async def _voicemail_done(self, live: LiveCall, event: ev.RecordingFinished | ev.RecordingFailed) -> None:
         recording = event.recording

@@ -28,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hotline.auth import Principal
 from hotline.db import Store
+from hotline.models import Call
 from tickets.errors import Conflict, NotFound
 from tickets.models import OPEN, Ticket, TicketCounter, TicketEvent
 from tickets.service import Change, Entry, NewTicket, check_new, decide, open_ticket, ticket_year
@@ -153,14 +154,16 @@ async def events(store: Store, ticket_id: str) -> list[TicketEvent]:
         return list((await session.exec(query)).all())
 
 
-async def open_number(store: Store, caller_number: str) -> str | None:
-    """The number of the caller's latest case that is not closed (what the IVR tells them)."""
+async def open_case(store: Store, caller_number: str) -> tuple[Ticket, str | None] | None:
+    """The caller's latest case that is not closed (what the IVR tells them), and the queue of the
+    call it came from (where its agent takes such calls; None for a case opened by hand)."""
     async with store.session() as session:
         latest = await _latest_open(session, caller_number)
-        if latest is None:
+        ticket = await session.get(Ticket, latest) if latest is not None else None
+        if ticket is None:
             return None
-        ticket = await session.get(Ticket, latest)
-        return ticket.number if ticket is not None else None
+        call = await session.get(Call, ticket.call_id) if ticket.call_id else None
+        return ticket, call.queue if call is not None else None
 
 
 async def _latest_open(session: AsyncSession, caller_number: str) -> str | None:

@@ -9,7 +9,9 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import col, select
 
-from hotline.app import App
+from agents.notifier import Subscription
+from agents.service import Presence
+from hotline.app import App, create_app
 from hotline.settings import Settings
 from tests.harness import sipp
 from tests.integration.conftest import ended
@@ -61,3 +63,54 @@ async def test_a_child_protection_call_becomes_a_routed_ticket_and_the_next_call
     await app.tickets.close()  # the second ticket is written
     first, second = await tickets_of(app)
     assert (first.id, second.related_to) == (ticket.id, ticket.id)  # a repeat caller's open case
+
+
+async def free(app: App, stream: Subscription, agent_id: str) -> None:
+    """Until ``agent_id`` is available again (their wrap-up is over)."""
+    async with asyncio.timeout(30):
+        while app.queues.router.agents[agent_id].presence is not Presence.available:
+            await stream.get()
+
+
+async def test_a_repeat_caller_who_presses_1_is_put_through_to_the_agent_of_their_case(
+    settings: Settings, hotline_settings: Settings, phone_port: int, second_phone_port: int
+) -> None:
+    two = [a for a in hotline_settings.agents if a.id in ("9001", "9002")]
+    app = create_app(settings.model_copy(update={"agents": two}))
+    await app.start(serve_web=False)
+    try:
+        async with (
+            app.queues.notices.subscribe() as stream,
+            sipp.phone(port=phone_port, calls=2, talk_ms=800),
+            sipp.phone(port=second_phone_port, calls=2, talk_ms=800),
+        ):
+            made = asyncio.get_running_loop().create_future()
+            app.calls.subscribe(
+                lambda e: made.set_result(e) if e.kind == "ticket_created" and not made.done() else None
+            )
+            first = ended(app)
+            assert (await sipp.call(settings, "183", digits="14", hold=30)).ok  # Türkçe, social assistance
+            await asyncio.wait_for(first, 30)
+            await asyncio.wait_for(made, 30)
+            [ticket] = await tickets_of(app)
+            theirs = ticket.assigned_agent
+            assert theirs in ("9001", "9002")
+            other = "9002" if theirs == "9001" else "9001"
+            await free(app, stream, theirs)
+            await free(app, stream, other)
+
+            # By the queue's rule (longest idle) the other agent would take the next call.
+            second = ended(app)
+            assert (await sipp.call(settings, "183", digits="1", hold=30)).ok
+            [end] = await asyncio.wait_for(second, 30)
+        events = await app.calls.events(end.call_id)
+        told = [e.data for e in events if e.kind == "open_ticket_told"]
+        assert told == [{"ticket": ticket.number, "agent_offered": theirs}]
+        first_prompt = next(e.data["prompts"] for e in events if e.kind == "prompt")
+        assert first_prompt[-1] == "open_ticket_offer/tr"
+        steps = [e.data["agent"] for e in events if e.kind in ("offered", "agent_connected")]
+        assert steps == [theirs, theirs]
+        call = await app.calls.get(end.call_id)
+        assert call is not None and (call.queue, call.outcome) == ("social_assistance", "completed")
+    finally:
+        await app.close()

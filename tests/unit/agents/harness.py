@@ -61,6 +61,14 @@ class Desk:
                 await self.changed.wait()
         return found[0]
 
+    async def until_for(self, call_id: str, kind: str) -> CallEvent:
+        """The first ``kind`` entry of one call's timeline, once it is there."""
+        async with asyncio.timeout(5):
+            while not (found := [e for e in self.timeline if e.kind == kind and e.call_id == call_id]):
+                self.changed.clear()
+                await self.changed.wait()
+        return found[0]
+
     async def count(self, kind: str, n: int) -> None:
         async with asyncio.timeout(5):
             while sum(1 for e in self.timeline if e.kind == kind) < n:

@@ -18,7 +18,8 @@ from hotline.calls import CallLog
 from hotline.clock import Clock
 from hotline.models import Call, CallEvent
 from ivr.config import IvrConfig, load_ivr
-from ivr.flow import FlowConfig, Handoff, IvrFlow, OpenTicket
+from ivr.flow import FlowConfig, Handoff, IvrFlow, OpenCase, OpenTicket
+from ivr.service import AgentOffer
 from tests.harness.clock import ManualSleep
 
 LANGUAGES = ("tr", "en", "ar")
@@ -334,8 +335,8 @@ async def test_a_call_left_unanswered_by_a_crash_is_answered_and_its_menu_restar
 async def test_a_caller_with_an_open_case_hears_its_number_after_the_welcome(
     tmp_path: Path, ivr: IvrConfig
 ) -> None:
-    async def lookup(number: str) -> str | None:
-        return "183-2026-000042" if number == "05550000042" else None
+    async def lookup(number: str) -> OpenCase | None:
+        return OpenCase("183-2026-000042") if number == "05550000042" else None
 
     async for harness in make_harness(tmp_path, ivr, open_ticket=lookup):
         await harness.fake.start_call("c1", caller="05550000042")
@@ -356,16 +357,16 @@ async def test_a_slow_or_failing_case_look_up_never_holds_up_the_welcome(
     monkeypatch.setattr("ivr.flow.OPEN_TICKET_WAIT", 0.05)
     never = asyncio.Event()
 
-    async def slow(_number: str) -> str | None:
+    async def slow(_number: str) -> OpenCase | None:
         await never.wait()
-        return "183-2026-000001"
+        return OpenCase("183-2026-000001")
 
     async for harness in make_harness(tmp_path, ivr, open_ticket=slow):
         await harness.fake.start_call("c1", caller="05550000042")
         await harness.wait_count("prompt", 1)
         assert harness.prompts()[0][:2] == ["welcome/tr", "choose_language/tr"]
 
-    async def broken(_number: str) -> str | None:
+    async def broken(_number: str) -> OpenCase | None:
         raise RuntimeError("database away")
 
     async for harness in make_harness(tmp_path / "b", ivr, open_ticket=broken):
@@ -373,3 +374,35 @@ async def test_a_slow_or_failing_case_look_up_never_holds_up_the_welcome(
         await harness.wait_count("prompt", 1)
         assert harness.prompts()[0][:2] == ["welcome/tr", "choose_language/tr"]
         assert "open_ticket_told" not in harness.kinds
+
+
+async def test_a_repeat_caller_who_presses_1_is_handed_on_for_the_agent_of_their_case(
+    tmp_path: Path, ivr: IvrConfig
+) -> None:
+    async def lookup(number: str) -> OpenCase | None:
+        queue = {"05550000042": "child_protection", "05550000043": "no_such_queue"}[number]
+        return OpenCase("183-2026-000042", AgentOffer("9001", queue, "en"))
+
+    async for harness in make_harness(tmp_path, ivr, open_ticket=lookup):
+        fake = harness.fake
+        await fake.start_call("c1", caller="05550000042")
+        await key_timer_running(harness)
+        await harness.wait_count("prompt", 1)
+        assert harness.prompts()[0][-1] == "open_ticket_offer/tr"
+        await fake.send_dtmf("c1", "1")
+        await harness.wait(lambda k: "handed_to_queue" in k)
+        call_id = harness.timeline[0].call_id
+        assert harness.handoffs == [
+            Handoff(call_id, "c1", "child_protection", "en", False, "", "05550000042", agent="9001")
+        ]
+        [told] = [e for e in harness.timeline if e.kind == "open_ticket_told"]
+        assert told.data == {"ticket": "183-2026-000042", "agent_offered": "9001"}
+        call = await harness.call()
+        assert (call.queue, call.category, call.language) == ("child_protection", "child_protection", "en")
+        # A queue the configuration no longer has: the number is told, nothing is offered.
+        await fake.start_call("c2", caller="05550000043")
+        await harness.wait_count("open_ticket_told", 2)
+        told = [e for e in harness.timeline if e.kind == "open_ticket_told"][-1]
+        assert told.data == {"ticket": "183-2026-000042"}
+        await harness.wait_count("prompt", 3)
+        assert harness.prompts()[-1][-1].startswith("choose_language/")

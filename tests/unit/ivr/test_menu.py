@@ -8,7 +8,7 @@ import pytest
 
 from agents.config import load_queues
 from ivr.config import IvrConfig, IvrConfigError, load_ivr
-from ivr.service import Finished, MenuSession, Play, StopPrompt, WaitForKey
+from ivr.service import AgentOffer, Finished, MenuSession, Play, StopPrompt, WaitForKey
 
 SHIPPED = Path("config/ivr.toml")
 QUEUES = load_queues(Path("config/queues.toml"))
@@ -220,3 +220,70 @@ def test_an_open_ticket_prompt_needs_every_digit(tmp_path: Path) -> None:
     broken.write_text(text[:start] + text[text.index("[prompts.digit_8]") :], encoding="utf-8")
     with pytest.raises(IvrConfigError, match=r"menu.open_ticket: no prompt named 'digit_7'"):
         load_ivr(broken, QUEUES.queues)
+
+
+OFFER = AgentOffer(agent="9001", queue="child_protection", language="en")
+
+
+def offered(config: IvrConfig) -> MenuSession:
+    s = session(config)
+    [play] = s.start(ticket="183-2026-000405", offer=OFFER)
+    assert isinstance(play, Play)
+    assert play.prompts[1:] == (
+        ("open_ticket", "tr"), ("digit_4", "tr"), ("digit_0", "tr"), ("digit_5", "tr"),
+        ("open_ticket_offer", "tr"),
+    )  # fmt: skip
+    assert s.prompt_finished() == [WaitForKey(4.0)]  # the offer's own wait, before any menu
+    return s
+
+
+def test_a_repeat_caller_who_accepts_is_put_through_to_their_agent_in_their_language(
+    config: IvrConfig,
+) -> None:
+    s = offered(config)
+    accepted = Finished("child_protection", "en", urgent=False, reason="open_ticket", agent="9001")
+    assert s.key("1") == [accepted]
+    assert [{k: v for k, v in step.items() if k != "t"} for step in s.path] == [
+        {"menu": "open_ticket_offer", "key": "1"},
+        {"menu": "open_ticket_offer", "queue": "child_protection", "reason": "open_ticket"},
+    ]
+
+
+def test_silence_or_another_key_declines_the_offer_and_the_menus_follow(config: IvrConfig) -> None:
+    silent = offered(config)
+    [play] = silent.timed_out()
+    assert isinstance(play, Play) and play.prompts[0] == ("choose_language", "tr")
+    other = offered(config)
+    [play] = other.key("2")  # "2" here is no choice of language: the menu has not been heard yet
+    assert isinstance(play, Play) and play.prompts[0] == ("choose_language", "tr")
+    assert other.node == "language" and other.result is None
+    other.prompt_finished()
+    assert other.key("1")[0] == Play((("main_menu", "tr"),))  # the menus behave as for anyone
+
+
+def test_the_emergency_key_wins_over_the_offer_and_a_prompt_is_cut_short(config: IvrConfig) -> None:
+    s = session(config)
+    s.start(ticket="183-2026-000405", offer=OFFER)
+    assert s.key("9") == [StopPrompt(), Finished("emergency", "tr", urgent=True, reason="emergency")]
+
+
+def test_no_offer_without_the_prompt_or_without_an_open_case(config: IvrConfig, tmp_path: Path) -> None:
+    [play] = session(config).start(offer=OFFER)  # no case number: nothing to offer
+    assert isinstance(play, Play) and ("open_ticket_offer", "tr") not in play.prompts
+    text = SHIPPED.read_text(encoding="utf-8").replace('open_ticket_offer = "open_ticket_offer"', "")
+    (tmp_path / "ivr.toml").write_text(text, encoding="utf-8")
+    plain = load_ivr(tmp_path / "ivr.toml", QUEUES.queues)
+    s = session(plain)
+    [play] = s.start(ticket="183-2026-000405", offer=OFFER)
+    assert isinstance(play, Play) and play.prompts[-1][0] == "choose_language" and s.offer is None
+
+
+def test_the_offer_key_must_not_be_a_reserved_key_and_needs_the_case_prompt(tmp_path: Path) -> None:
+    assert (
+        broken(tmp_path, 'open_ticket_offer_digit = "1"', 'open_ticket_offer_digit = "#"')
+        == "menu.open_ticket_offer_digit: # is the repeat key in every menu"
+    )
+    assert (
+        broken(tmp_path, 'open_ticket = "open_ticket"  #', "#")
+        == "menu.open_ticket_offer: needs menu.open_ticket (the offer follows the case number)"
+    )
