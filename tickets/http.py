@@ -40,7 +40,6 @@ from tickets.service import (
     Reply,
     TellCitizen,
     Transition,
-    decide,
     is_own,
 )
 
@@ -162,30 +161,11 @@ class TicketRoutes:
             Edit(name, _when(v, "due_at") if name == "due_at" and isinstance(v, str) else v)
             for name, v in data.items()
         ]
-        await self._check_edits(request, ticket, edits, version)
-        for change in edits:
-            ticket = await self._apply(request, ticket, change, version)
-            version = ticket.version  # each next edit on the ticket as this request left it
+        user, expected = current_user(request), _version(version)
+        ticket = await _run(
+            tickets.apply_all(self.store, ticket.id, edits, user, self.clock.utcnow(), expected)
+        )
         return web.json_response(shown(ticket), dumps=_dumps)
-
-    async def _check_edits(
-        self, request: web.Request, ticket: Ticket, edits: list[Edit], version: object
-    ) -> None:
-        """Refuse the whole edit before anything is written when any of its changes would be refused
-        (each is written on its own: without this a bad second field left the first one changed)."""
-        if _version(version) not in (None, ticket.version):
-            raise _refused(errors.Conflict(f"{ticket.number} was changed by someone else; read it again"))
-        user, now = current_user(request), self.clock.utcnow()
-        probe = Ticket(**ticket.model_dump(warnings=False))
-        for change in edits:
-            try:
-                decision = decide(probe, user, change, now)
-            except errors.TicketError as exc:
-                raise _refused(exc) from None
-            for name, value in decision.values.items():
-                setattr(probe, name, value)
-            if change.field == "related_to" and change.value:
-                await _run(tickets.get(self.store, str(change.value)))
 
     def _action(self, action: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handle(request: web.Request) -> web.Response:

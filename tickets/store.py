@@ -18,6 +18,7 @@ Changes use optimistic concurrency: ``version`` is read with the ticket and the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -116,32 +117,51 @@ async def apply(
 ) -> Ticket:
     """Make ``change`` as ``principal`` (rules: ``tickets.service``) and record it; the ticket as
     it is now. ``version``: the one the user saw, refused with ``Conflict`` if it moved since."""
+    return await apply_all(store, ticket_id, [change], principal, now, version)
+
+
+async def apply_all(
+    store: Store,
+    ticket_id: str,
+    changes: Sequence[Change],
+    principal: Principal,
+    now: datetime,
+    version: int | None = None,
+) -> Ticket:
+    """Make ``changes`` in order, all or none: one version step, every audit entry, one transaction.
+    A change that is refused (or a concurrent writer) leaves the ticket as it was."""
     async with store.session() as session:
         ticket = await session.get(Ticket, ticket_id)
         if ticket is None:
             raise NotFound(f"no ticket {ticket_id}")
         session.expunge(ticket)  # written below with an explicit version check, never flushed
-        if version is not None and version != ticket.version:
+        read = ticket.version
+        if version is not None and version != read:
             raise Conflict(f"{ticket.number} was changed by someone else; read it again")
-        decision = decide(ticket, principal, change, now)
-        related = decision.values.get("related_to")
-        if related is not None and await session.get(Ticket, related) is None:
-            raise NotFound(f"no ticket {related}")
-        if decision.values:
-            values = {**decision.values, "version": ticket.version + 1}
+        values: dict[str, Any] = {}
+        entries: list[Entry] = []
+        for change in changes:  # each judged on the ticket as the changes before it left it
+            decision = decide(ticket, principal, change, now)
+            related = decision.values.get("related_to")
+            if related is not None and await session.get(Ticket, related) is None:
+                raise NotFound(f"no ticket {related}")
+            for name, value in decision.values.items():
+                setattr(ticket, name, value)
+            values |= decision.values
+            entries += decision.entries
+        if values:
             table = Ticket.__table__  # type: ignore[attr-defined]
             statement = (
                 sa.update(table)
-                .where(table.c.id == ticket.id, table.c.version == ticket.version)
-                .values(**values)
+                .where(table.c.id == ticket.id, table.c.version == read)
+                .values(**values, version=read + 1)
             )
             connection = await session.connection()  # Core: SQLModel's session.exec wants a select
             result = await connection.execute(statement)
             if result.rowcount != 1:
                 raise Conflict(f"{ticket.number} was changed by someone else; read it again")
-            for name, value in values.items():
-                setattr(ticket, name, value)
-        for entry in decision.entries:
+            ticket.version = read + 1
+        for entry in entries:
             session.add(_event(ticket.id, entry))
         await session.commit()
     return ticket

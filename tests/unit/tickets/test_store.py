@@ -118,6 +118,30 @@ async def test_concurrent_changes_lose_nothing_silently(store: db.Store) -> None
     assert [e.before for e in edits[1:]] == [e.after for e in edits[:-1]]  # each saw the one before
 
 
+async def test_several_changes_are_written_together_or_not_at_all(store: db.Store) -> None:
+    ticket = await tickets.create(store, NewTicket(source=Source.walk_in), "ayse", T0)
+
+    async def edit(n: int) -> bool:  # two fields a writer means together
+        changes = [Edit("notes", f"note {n}"), Edit("caller_name", f"name {n}")]
+        try:
+            await tickets.apply_all(store, ticket.id, changes, SUPERVISOR, at(n), version=1)
+        except Conflict:
+            return False
+        return True
+
+    done = await asyncio.gather(*(edit(n) for n in range(1, 11)))
+    [n] = [n for n, won in enumerate(done, start=1) if won]  # one writer of version 1 wins ...
+    stored = await tickets.get(store, ticket.id)
+    assert (stored.notes, stored.caller_name, stored.version) == (f"note {n}", f"name {n}", 2)
+    assert [e.after for e in await tickets.events(store, ticket.id)][1:] == [f"note {n}", f"name {n}"]
+    # ... and a refused change refuses the ones before it in the same call.
+    with pytest.raises(NotAllowed):
+        await tickets.apply_all(
+            store, ticket.id, [Edit("notes", "half"), Edit("urgent", True)], AGENT, at(20)
+        )
+    assert await tickets.get(store, ticket.id) == stored
+
+
 async def test_unknown_tickets(store: db.Store) -> None:
     with pytest.raises(NotFound):
         await tickets.get(store, "nope")
