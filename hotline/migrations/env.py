@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import agents.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import escalation.models  # noqa: F401
 import hotline.models  # noqa: F401
 import tickets.models  # noqa: F401
 import transcripts.models  # noqa: F401
