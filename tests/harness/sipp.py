@@ -1,5 +1,5 @@
-"""SIPp parties that only tests and benchmarks need: desk phones that answer, never answer or are
-busy, and crowds of callers from one SIPp process.
+"""SIPp parties that only tests and benchmarks need: desk phones that answer (and may press keys),
+never answer or are busy, and crowds of callers from one SIPp process.
 
 The caller itself (``call``), port hand-out and running SIPp are the product's, in
 ``hotline.sipp`` (``hotline call`` uses them); they are importable from here too, so a test or a
@@ -18,7 +18,18 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from hotline.settings import Settings
-from hotline.sipp import SDP, SippError, SippResult, call, caller_scenario, free_port, run_sipp
+from hotline.sipp import (
+    DTMF_GAP_MS,
+    DTMF_NAMES,
+    SDP,
+    SippError,
+    SippResult,
+    call,
+    caller_scenario,
+    dtmf_pcap,
+    free_port,
+    run_sipp,
+)
 
 __all__ = [
     "Phone",
@@ -45,7 +56,13 @@ Content-Length: 0
 
 
 def phone_scenario(
-    ring_ms: int = 500, talk_ms: int = 0, mode: str = "answer", audio: Path | None = None
+    ring_ms: int = 500,
+    talk_ms: int = 0,
+    mode: str = "answer",
+    audio: Path | None = None,
+    keys: str = "",
+    keys_after_ms: int = 0,
+    folder: Path | None = None,
 ) -> str:
     """SIPp UAS scenario XML: a desk phone.
 
@@ -56,9 +73,19 @@ def phone_scenario(
     ``busy``: refuses with 486. A CANCEL while ringing is answered properly (200, 487), as a
     real phone does when a caller gives up or another agent picked up first. Each call logs
     one of: answered, cancelled, busy.
+
+    ``keys`` (``answer`` only): a desk that listens ``keys_after_ms`` after answering, then
+    presses these RFC 2833 keys (0-9, *, #; ',' waits a second), logging ``pressed <key>`` for
+    each; ``talk_ms`` then counts from the last key (give it 200 ms or more: a key takes 140 ms
+    to play). A BYE before the last key ends the call cleanly and logs ``hung up before the last
+    key``. The key recordings are written to ``folder``, which must outlive the SIPp run
+    (``phone()`` sees to it).
     """
     if mode not in ("answer", "never", "busy"):
         raise SippError(f"unknown phone mode {mode!r}")
+    if keys and mode != "answer":
+        raise SippError(f"a phone in mode {mode!r} never answers, so it cannot press keys")
+    press_keys = _key_steps(keys, keys_after_ms, folder) if keys else ""
     invite = """<recv request="INVITE" rrs="true">
     <action>
       <ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote_from"/>
@@ -150,9 +177,47 @@ Content-Length: [len]
 {SDP}]]></send>
   <recv request="ACK"/>
   <nop><action><log message="answered"/></action></nop>
-  {speak}{hang_up}
+  {speak}{press_keys}{hang_up}
   <label id="end"/>"""
     return _phone(invite + "\n  " + body)
+
+
+def _key_steps(keys: str, after_ms: int, folder: Path | None) -> str:
+    """Listen ``after_ms``, then press ``keys`` as a caller does; a BYE before the last key ends
+    the call cleanly (``hung up before the last key``)."""
+    bad = [k for k in keys if k not in DTMF_NAMES and k != ","]
+    if bad:
+        raise SippError(f"cannot press {''.join(bad)!r}: keys are 0-9, * and #, and ',' waits a second")
+    if folder is None:
+        raise SippError("a phone that presses keys needs a folder for the DTMF recordings")
+    plan: list[tuple[str, int]] = [("wait", after_ms)] if after_ms > 0 else []
+    for key in keys:
+        plan += [("wait", 1000)] if key == "," else [(key, 0), ("wait", DTMF_GAP_MS)]
+    if plan[-1] == ("wait", DTMF_GAP_MS):
+        plan.pop()  # the talk (or the wait for BYE) that follows leaves the last key time to play
+    steps: list[str] = []
+    press = 0
+    for n, (step, ms) in enumerate(plan):
+        if step == "wait":
+            # Not a <pause>: SIPp aborts the call (a failed run) on a BYE that arrives during one.
+            steps.append(
+                f'<recv request="BYE" timeout="{ms}" ontimeout="key_{n}"/>\n'
+                f'  <nop next="bye_in_keys"/>\n  <label id="key_{n}"/>'
+            )
+            continue
+        pcap = dtmf_pcap(step, press, folder)
+        press += 1
+        steps.append(f'<nop><action><exec play_pcap_audio="{escape(str(pcap))}"/></action></nop>')
+        steps.append(f'<nop><action><log message="pressed {escape(step)}"/></action></nop>')
+    steps.append(f"""<nop next="keys_done"/>
+  <label id="bye_in_keys"/>
+  <send><![CDATA[
+{_OK_TO_LAST}
+]]></send>
+  <nop><action><log message="hung up before the last key"/></action></nop>
+  <nop next="end"/>
+  <label id="keys_done"/>""")
+    return "\n  ".join(steps) + "\n  "
 
 
 def _phone(body: str) -> str:
@@ -226,8 +291,14 @@ async def phone(
     timeout: float = 120.0,
     mode: str = "answer",
     audio: Path | None = None,
+    keys: str = "",
+    keys_after_ms: int = 0,
 ) -> AsyncIterator[Phone]:
-    """Run a SIPp phone for ``calls`` calls (see ``phone_scenario``); stopped on exit if still running."""
+    """Run a SIPp phone for ``calls`` calls (see ``phone_scenario``); stopped on exit if still running.
+
+    With ``keys`` it answers, listens ``keys_after_ms`` and presses them on every call: a police
+    desk accepting a page ("press 1"). Without, an answering phone never presses any.
+    """
     port = port or free_port()
     # -aa: answer the qualify OPTIONS Asterisk sends to phones, outside any call.
     args = ["-aa", "-i", "127.0.0.1", "-p", str(port), "-m", str(calls), "-mi", "127.0.0.1",
@@ -236,13 +307,17 @@ async def phone(
     def started(process: asyncio.subprocess.Process) -> None:
         desk.process = process
 
-    scenario = phone_scenario(ring_ms, talk_ms, mode, audio)
-    task = asyncio.create_task(run_sipp(scenario, args, timeout, started))
-    desk = Phone(port, task)
-    try:
-        yield desk
-    finally:
-        if not task.done():
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, SippError):
-            await task
+    with contextlib.ExitStack() as stack:
+        folder: Path | None = None
+        if keys:  # SIPp reads the key recordings while it runs: the folder lives as long as the phone
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hotline-phone-")))
+        scenario = phone_scenario(ring_ms, talk_ms, mode, audio, keys, keys_after_ms, folder)
+        task = asyncio.create_task(run_sipp(scenario, args, timeout, started))
+        desk = Phone(port, task)
+        try:
+            yield desk
+        finally:
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, SippError):
+                await task
