@@ -25,6 +25,7 @@ from hotline.callflow import Fallback, Guard
 from hotline.calls import CallLog
 from hotline.db import Store
 from hotline.logging import configure_logging, scrubber
+from hotline.paging import Paging, build_paging
 from hotline.settings import Settings
 from hotline.speech import Speech, build_speech
 from hotline.web import public, start_web
@@ -60,6 +61,7 @@ class App:
     tickets: TicketFlow | None = None
     ticket_routes: TicketRoutes | None = None
     deadlines: Deadlines | None = None
+    paging: Paging | None = None
 
     async def start(self, serve_web: bool = True) -> None:
         await self.store.check_schema()
@@ -75,10 +77,14 @@ class App:
         self.ari.on_event(self._filter_events)
         self.ari.on_event(self.flow.handle)
         self.ari.on_event(self.queues.handle)
+        if self.paging is not None:
+            await self.paging.start(self.ari)  # pages a previous run left are resumed now
         if self.settings.speech.enabled:
             self.speech = await build_speech(self.settings, self.ari, self.calls, self.store)
             await self.speech.start(self.ari, self.calls, self.queues.notices)
             log.info("transcripts_ready", engines=self.speech.plan.engines)
+            if self.paging is not None:
+                self.speech.bus.listen(self.paging.heard)  # urgent words open incidents
         self.tasks.append(asyncio.create_task(self.ari.run(), name="ari-supervisor"))
         await self.ari.wait_connected(timeout=self.settings.ari.request_timeout)
         if serve_web:
@@ -92,6 +98,8 @@ class App:
                 installers.append(self.speech.routes.install)
             if self.ticket_routes is not None:
                 installers.append(self.ticket_routes.install)
+            if self.paging is not None:
+                installers.append(self.paging.routes.install)
             self.web_runner = await start_web(self.settings, self.store, installers)
 
     def health_routes(self, webapp: web.Application) -> None:
@@ -137,6 +145,8 @@ class App:
             await self.tickets.close()
         if self.deadlines is not None:
             await self.deadlines.close()
+        if self.paging is not None:
+            await self.paging.close()  # unsent pages stay in the outbox for the next run
         await self.ari.close()
         for task in self.tasks:
             task.cancel()
@@ -200,6 +210,11 @@ def create_app(settings: Settings) -> App:
     )
     routes = TicketRoutes(store, cases, queues.calendar, zone)
     deadlines = Deadlines(store, queue_flow.notices.publish)  # to the supervisors' streams
+    paging = (
+        build_paging(settings, ari, calls, store, queue_flow.notices, instance, province=cases.province)
+        if settings.escalation.enabled
+        else None
+    )
     return App(
         settings,
         store,
@@ -210,6 +225,7 @@ def create_app(settings: Settings) -> App:
         tickets=tickets,
         ticket_routes=routes,
         deadlines=deadlines,
+        paging=paging,
     )
 
 

@@ -33,6 +33,7 @@ import jinja2
 
 from agents.config import QueuesConfig
 from agents.service import Strategy
+from escalation.config import load_escalation
 from hotline.callconfig import load_call_config
 from hotline.secrets import secret
 from hotline.settings import Settings
@@ -241,6 +242,7 @@ def _render_context(settings: Settings, instance: Instance, prompt_uris: dict[st
         a.id: a.password or secret(settings, f"agent-{a.id}-password") for a in settings.agents
     }
     fallback_dial = "&".join(f"PJSIP/agent-{a.id}" for a in settings.agents)
+    desks = desk_phones(settings)
     return {
         "dirs": {
             "etc": f"{inside}/etc",
@@ -261,7 +263,26 @@ def _render_context(settings: Settings, instance: Instance, prompt_uris: dict[st
         "caller_password": settings.asterisk.caller_password or secret(settings, "caller-phone-password"),
         "prompts": prompt_uris,
         "fallback_dial": fallback_dial,
+        "desks": desks,
     }
+
+
+def desk_phones(settings: Settings) -> list[dict[str, str]]:
+    """The paging targets' desk phones that get an endpoint here (``desk-<target>``): at a fixed
+    contact, or registering with a generated password."""
+    if not settings.escalation.enabled:
+        return []
+    paging = load_escalation(Path(settings.escalation.file))
+    return [
+        {
+            "id": name,
+            "label": target.label.get("en") or next(iter(target.label.values()), name),
+            "contact": target.voice.contact or "",
+            "password": secret(settings, f"desk-{name}-password"),
+        }
+        for name, target in paging.targets.items()
+        if target.voice is not None and target.voice.dial is None
+    ]
 
 
 def app_queues(settings: Settings, queues: QueuesConfig) -> list[dict[str, Any]]:

@@ -298,6 +298,12 @@ class TicketsSection(_Section):
     file: str = "config/tickets.toml"
 
 
+class EscalationSection(_Section):
+    enabled: bool = True
+    file: str = "config/escalation.toml"
+    keywords: str = "config/keywords.toml"
+
+
 class Settings(_Section):
     hotline: HotlineSection = HotlineSection()
     ari: AriSection = AriSection()
@@ -311,6 +317,7 @@ class Settings(_Section):
     ivr: IvrSection = IvrSection()
     queues: QueuesSection = QueuesSection()
     tickets: TicketsSection = TicketsSection()
+    escalation: EscalationSection = EscalationSection()
 
     # Where the settings came from, for messages; not a configuration key.
     _source: str = PrivateAttr(default="<defaults>")

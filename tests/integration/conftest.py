@@ -39,6 +39,12 @@ def second_phone_port() -> int:
 
 
 @pytest.fixture(scope="session")
+def desk_ports() -> list[int]:
+    """The paging desks of tests/integration/escalation.toml: a police desk and a backup desk."""
+    return [free_port(), free_port()]
+
+
+@pytest.fixture(scope="session")
 def more_phone_ports() -> list[int]:
     """Phones of agents 9003-9005: Asterisk knows them for the tests that need five desks (load)."""
     return [free_port() for _ in range(3)]
@@ -64,8 +70,14 @@ def hotline_settings(
     phone_port: int,
     second_phone_port: int,
     more_phone_ports: list[int],
+    desk_ports: list[int],
 ) -> Settings:
     folder = tmp_path_factory.mktemp("hotline")
+    paging = folder / "escalation.toml"
+    paging.write_text(
+        PAGING.format(police=desk_ports[0], backup=desk_ports[1]),
+        encoding="utf-8",
+    )
     rtp = random.randrange(20000, 29000, 2)
     queues = quick_wrap_up(Path("config/queues.toml"), folder / "queues.toml")
     more_agents = "".join(
@@ -87,6 +99,8 @@ direct = {{ "1830" = "operator" }}
 # queue longer than rtp_timeout would be cut for that. test_dead_line.py runs its own Asterisk
 # with a short one.
 rtp_timeout = 0
+[escalation]
+file = "{paging}"
 [speech]
 # Transcription is switched on by the tests about it (tests/integration/test_transcripts.py).
 enabled = false
@@ -130,8 +144,33 @@ async def settings(
     url = f"sqlite:///{tmp_path / 'hotline.db'}"
     await db.upgrade_async(url)
     one_agent = [a for a in hotline_settings.agents if a.id == "9001"]
-    yield hotline_settings.model_copy(update={"database": DatabaseSection(url=url), "agents": one_agent})
+    # Paging is switched on by the tests about it (tests/integration/test_escalation.py).
+    quiet = hotline_settings.escalation.model_copy(update={"enabled": False})
+    yield hotline_settings.model_copy(
+        update={"database": DatabaseSection(url=url), "agents": one_agent, "escalation": quiet}
+    )
 
+
+# Two desks at fixed SIPp phones, short timers: the police desk first, then the backup desk.
+PAGING = """
+[targets.police_desk]
+label = {{ tr = "Polis nöbetçi masası", en = "Police duty desk" }}
+voice = {{ contact = "sip:desk@127.0.0.1:{police}" }}
+[targets.backup_desk]
+label = {{ tr = "Yedek masa", en = "Backup desk" }}
+language = "en"
+voice = {{ contact = "sip:desk@127.0.0.1:{backup}" }}
+[voice]
+ring_timeout = 5
+plays = 2
+[[policies]]
+id = "default"
+categories = ["*"]
+levels = [
+  {{ targets = ["police_desk"], ack_timeout = 8 }},
+  {{ targets = ["backup_desk"], ack_timeout = 60 }},
+]
+"""
 
 QUICK_QUEUES = """
 [queues.help]

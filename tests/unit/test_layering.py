@@ -48,7 +48,7 @@ KERNEL = {
     "workdays",
 }
 KERNEL_FOLDERS = ("migrations.versions.",)
-APP = {"app", "cli", "asterisk", "callconfig", "sipp", "speech", "migrations.env"}
+APP = {"app", "cli", "asterisk", "callconfig", "sipp", "speech", "paging", "migrations.env"}
 
 
 @dataclass(frozen=True, slots=True)

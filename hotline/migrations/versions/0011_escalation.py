@@ -6,6 +6,7 @@ Create Date: 2026-12-01
 """
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -18,7 +19,7 @@ depends_on: str | Sequence[str] | None = None
 APPEND_ONLY = "incident_event is append-only"
 
 
-def _when(name: str, nullable: bool = True) -> sa.Column[sa.DateTime]:
+def _when(name: str, nullable: bool = True) -> sa.Column[datetime]:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 

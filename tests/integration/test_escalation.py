@@ -1,0 +1,102 @@
+"""Urgent calls page desks through the real Asterisk: a SIPp caller presses 9, a SIPp police desk
+is called, hears the page and presses 1; a desk that never answers hands the incident on to the
+next level after its acknowledgement timeout."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from ari import events as ev
+from escalation import store as incidents
+from escalation.models import Incident, IncidentEvent, Status
+from hotline.app import App, create_app
+from hotline.settings import Settings
+from tests.harness import sipp
+
+
+@pytest.fixture
+async def paging_app(settings: Settings) -> AsyncIterator[App]:
+    """The hotline with paging on (the session's escalation.toml: police desk, then backup desk),
+    and no agent at work: the caller waits, so no agent phone is rung by these tests."""
+    on = settings.escalation.model_copy(update={"enabled": True})
+    app = create_app(settings.model_copy(update={"escalation": on, "agents": []}))
+    await app.start(serve_web=False)
+    yield app
+    await app.close()
+
+
+def incident_where(app: App, wanted: str) -> asyncio.Future[Incident]:
+    """Resolves with the first incident that reaches status ``wanted`` (from the supervisors' stream)."""
+    found: asyncio.Future[Incident] = asyncio.get_running_loop().create_future()
+
+    async def watch() -> None:
+        async with app.queues.notices.subscribe() as stream:
+            while not found.done():
+                notice = await stream.get()
+                if notice and notice.get("type") == "incident" and notice.get("status") == wanted:
+                    found.set_result(await incidents.get_incident(app.store, notice["incident_id"]))
+
+    task = asyncio.create_task(watch())
+    found.add_done_callback(lambda _: task.cancel())
+    return found
+
+
+def kinds(timeline: list[IncidentEvent]) -> list[str]:
+    return [str(e.kind) for e in timeline]
+
+
+async def test_a_caller_pressing_9_pages_the_police_desk_which_hears_it_and_accepts_with_1(
+    paging_app: App, settings: Settings, desk_ports: list[int]
+) -> None:
+    played: list[ev.PlaybackStarted] = []
+
+    async def heard(event: ev.Event) -> None:
+        if isinstance(event, ev.PlaybackStarted) and "hotline-page-" in event.playback.target_uri:
+            played.append(event)
+
+    paging_app.ari.on_event(heard)
+    acknowledged = incident_where(paging_app, Status.acknowledged)
+    async with sipp.phone(port=desk_ports[0], keys="1", keys_after_ms=2500, talk_ms=2000) as desk:
+        caller = asyncio.create_task(sipp.call(settings, "183", digits="9", hold=12))
+        incident = await asyncio.wait_for(acknowledged, 40)
+        assert "pressed 1" in (await desk.result()).log
+    await caller
+    assert (incident.category, incident.severity, incident.acked_by) == ("emergency", "high", "police_desk")
+    assert incident.caller_number == "05321234567" and incident.level == 0
+    timeline = await incidents.timeline(paging_app.store, incident.id)
+    steps = kinds(timeline)
+    assert steps[:3] == ["opened", "signal", "paged"]
+    assert steps.index("paged") < steps.index("answered") < steps.index("acknowledged")
+    assert timeline[1].data["signal"] == "ivr_key"
+    # The desk heard the incident read out (a synthesised page, played on its own leg).
+    assert played and "/page-" in played[0].playback.media_uri
+    [page] = await incidents.pages_of(paging_app.store, incident.id)
+    assert (page.target, page.channel, page.state, page.tries) == ("police_desk", "voice", "acknowledged", 1)
+
+
+async def test_a_desk_that_never_answers_makes_the_next_level_be_paged_after_its_timeout(
+    paging_app: App, settings: Settings, desk_ports: list[int]
+) -> None:
+    acknowledged = incident_where(paging_app, Status.acknowledged)
+    async with (
+        sipp.phone(port=desk_ports[0], mode="never", calls=3),
+        sipp.phone(port=desk_ports[1], keys="1", keys_after_ms=1500, talk_ms=2000) as backup,
+    ):
+        caller = asyncio.create_task(sipp.call(settings, "183", digits="9", hold=25))
+        incident = await asyncio.wait_for(acknowledged, 60)
+        assert "pressed 1" in (await backup.result()).log
+    await caller
+    assert (incident.acked_by, incident.level) == ("backup_desk", 1)
+    timeline = await incidents.timeline(paging_app.store, incident.id)
+    [moved] = [e for e in timeline if e.kind == "escalated"]
+    assert moved.data == {"from": 0, "to": 1, "loop": 0, "reason": "timeout"}
+    [first_page] = [e for e in timeline if e.kind == "paged"][:1]
+    # The police desk's acknowledgement timeout (8 s) ran out before the next level was paged.
+    assert (moved.at - first_page.at).total_seconds() >= 8
+    pages = await incidents.pages_of(paging_app.store, incident.id)
+    police = [p for p in pages if p.target == "police_desk"]
+    assert police and all(p.state in ("failed", "cancelled", "pending", "sending") for p in police)
+    assert [p.state for p in pages if p.target == "backup_desk"] == ["acknowledged"]
