@@ -47,6 +47,7 @@ from transcripts.models import Speaker
 
 log = structlog.get_logger(__name__)
 
+SILENT = "Arayan konuşamıyor, tuşla acil yardım istedi / the caller cannot speak and asked for help by keypad"
 ABANDONED = "Acil arayan görevliye ulaşmadan kapattı / urgent caller hung up before an agent answered"
 
 
@@ -130,13 +131,16 @@ class Paging:
     async def _urgent(self, event: CallEvent) -> None:
         call = await self.calls.get(event.call_id)
         reason = str(event.data.get("reason", ""))
+        silent = reason == "silent_sos"
         await self.escalations.signal(
             Signal(
-                "ivr_key",
+                "silent_sos" if silent else "ivr_key",
                 "emergency",
-                Severity.high,
+                Severity.critical if silent else Severity.high,
                 call_id=event.call_id,
                 caller_number=call.caller_number if call else "",
+                silent=silent,
+                summary=SILENT if silent else "",
                 evidence={"reason": reason},
             )
         )

@@ -70,6 +70,9 @@ class MenuSettings(_Model):
     open_ticket_offer_digit: Digit = "1"
     open_ticket_offer_timeout: Seconds = 4.0
     emergency_digit: Digit = "9"
+    # Pressed while the emergency notice plays (or right after the emergency key): the caller
+    # cannot speak. The notice stops, nothing more is said to them, and the pages say so.
+    silent_digit: Digit | None = None
     repeat_digit: Digit = "#"
     back_digit: Digit = "*"
     timeout: Seconds = 5.0
@@ -128,6 +131,8 @@ def check_tree(config: IvrConfig, queues: set[str]) -> None:
     reserved = {menu.emergency_digit: "emergency", menu.repeat_digit: "repeat", menu.back_digit: "back"}
     if len(reserved) != 3:
         raise TreeError("menu", "emergency_digit, repeat_digit and back_digit must differ")
+    if menu.silent_digit is not None and menu.silent_digit == menu.emergency_digit:
+        raise TreeError("menu.silent_digit", "must differ from emergency_digit (it follows it)")
     if menu.open_ticket_offer and not menu.open_ticket:
         raise TreeError(
             "menu.open_ticket_offer", "needs menu.open_ticket (the offer follows the case number)"

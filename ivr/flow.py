@@ -94,6 +94,8 @@ class LiveCall:
     outcome: CallOutcome | None = None
     hangup_cause: int | None = None
     agent: str | None = None  # the agent the caller asked to be put through to
+    urgent: bool = False
+    silent: bool = False  # the caller cannot speak (the silent SOS): nothing more is said to them
 
     def stop_timer(self) -> None:
         if self.timer is not None and not self.timer.done():
@@ -169,6 +171,8 @@ class IvrFlow:
                 if live.phase == "menu":
                     live.stop_timer()
                     await self._run(live, live.session.key(event.digit))
+                elif live.phase == "leaving" and live.urgent and event.digit == self._ivr.menu.silent_digit:
+                    await self._silent(live)
             case ev.PlaybackFinished() if event.playback.id == live.playback_id:
                 live.playback_id = ""
                 await self._prompt_done(live)
@@ -360,13 +364,24 @@ class IvrFlow:
         )
         menu = self._ivr.menu
         is_open = result.urgent or self._queues.is_open(result.queue, self._clock.utcnow())
-        live.agent = result.agent
+        live.agent, live.urgent = result.agent, result.urgent
         live.phase = "leaving" if is_open else "closed"
         notice = (menu.emergency if result.urgent else menu.connecting) if is_open else menu.closed
         if notice:
             await self._play(live, ((notice, result.language),))
         else:
             await self._prompt_done(live)
+
+    async def _silent(self, live: LiveCall) -> None:
+        """The silent SOS: the caller cannot speak. The notice stops at once and they are handed on
+        without another word; the call is marked so that every page says it."""
+        if live.silent:
+            return
+        live.silent = True
+        await self._stop_prompt(live)
+        await self._calls.mark_urgent(live.call_id, "silent_sos")
+        log.warning("call_silent_sos")
+        await self._prompt_done(live)
 
     async def _prompt_done(self, live: LiveCall) -> None:
         if live.phase == "menu":

@@ -100,3 +100,24 @@ async def test_a_desk_that_never_answers_makes_the_next_level_be_paged_after_its
     police = [p for p in pages if p.target == "police_desk"]
     assert police and all(p.state in ("failed", "cancelled", "pending", "sending") for p in police)
     assert [p.state for p in pages if p.target == "backup_desk"] == ["acknowledged"]
+
+
+async def test_the_silent_sos_makes_a_silent_incident_whose_page_says_the_caller_cannot_speak(
+    paging_app: App, settings: Settings, desk_ports: list[int]
+) -> None:
+    acknowledged = incident_where(paging_app, Status.acknowledged)
+    async with sipp.phone(port=desk_ports[0], keys="1", keys_after_ms=4000, talk_ms=2000):
+        caller = asyncio.create_task(sipp.call(settings, "183", digits="95", hold=15))
+        incident = await asyncio.wait_for(acknowledged, 40)
+    await caller
+    assert incident.silent and incident.severity == "critical"
+    timeline = await incidents.timeline(paging_app.store, incident.id)
+    signals = [e.data["signal"] for e in timeline if e.kind == "signal"]
+    assert signals[:2] == ["ivr_key", "silent_sos"]
+    call = await paging_app.calls.get(str(incident.call_id))
+    assert call is not None
+    events = await paging_app.calls.events(call.id)
+    prompts = [e.data["prompts"] for e in events if e.kind == "prompt"]
+    assert prompts[-1] == ["emergency/tr"]  # cut short, and nothing said to the caller after it
+    keys = [e.data["digit"] for e in events if e.kind == "dtmf"]
+    assert keys[:2] == ["9", "5"]

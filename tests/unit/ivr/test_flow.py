@@ -185,6 +185,39 @@ async def test_emergency_key_mid_prompt_stops_it_and_marks_the_call_urgent(harne
     assert call.urgent and call.queue == "emergency"
 
 
+async def test_the_silent_sos_cuts_the_emergency_notice_and_hands_the_caller_on_without_a_word(
+    harness: Harness,
+) -> None:
+    fake = harness.fake
+    fake.auto_finish_playbacks = False
+    await fake.start_call("c9", caller="05550000009")
+    await harness.wait_count("prompt", 1)
+    await fake.send_dtmf("c9", "9")  # "connecting you to the emergency team; if you cannot speak, press 5"
+    await harness.wait_count("prompt", 2)
+    await fake.send_dtmf("c9", "5")
+    await harness.wait(lambda k: "handed_to_queue" in k)
+    urgent = [e.data["reason"] for e in harness.timeline if e.kind == "urgent"]
+    assert urgent == ["emergency", "silent_sos"]
+    stopped = [r.path for r in fake.requests if r.method == "DELETE" and "/playbacks/" in r.path]
+    assert stopped[-1].endswith("-2")  # the emergency notice itself was cut off
+    assert harness.prompts()[-1] == ["emergency/tr"]  # and nothing was said after it
+    [handoff] = harness.handoffs
+    assert (handoff.queue, handoff.urgent) == ("emergency", True)
+    await fake.send_dtmf("c9", "5")  # the IVR is done with the call: a second 5 changes nothing
+    assert [e.data["reason"] for e in harness.timeline if e.kind == "urgent"] == urgent
+
+
+async def test_5_outside_the_emergency_notice_is_an_ordinary_key(harness: Harness) -> None:
+    fake = harness.fake
+    await fake.start_call("c10")
+    await key_timer_running(harness)
+    await fake.send_dtmf("c10", "1")  # Türkçe
+    await key_timer_running(harness)
+    await fake.send_dtmf("c10", "5")  # martyrs' families and veterans
+    await harness.wait(lambda k: "handed_to_queue" in k)
+    assert "urgent" not in harness.kinds and harness.handoffs[0].queue == "martyrs_veterans"
+
+
 async def test_silence_repeats_then_sends_the_caller_to_the_operator(harness: Harness) -> None:
     fake = harness.fake
     await fake.start_call("c3")

@@ -287,3 +287,10 @@ def test_the_offer_key_must_not_be_a_reserved_key_and_needs_the_case_prompt(tmp_
         broken(tmp_path, 'open_ticket = "open_ticket"  #', "#")
         == "menu.open_ticket_offer: needs menu.open_ticket (the offer follows the case number)"
     )
+
+
+def test_the_silent_key_must_differ_from_the_emergency_key(tmp_path: Path) -> None:
+    assert (
+        broken(tmp_path, 'silent_digit = "5"', 'silent_digit = "9"')
+        == "menu.silent_digit: must differ from emergency_digit (it follows it)"
+    )
