@@ -164,8 +164,10 @@ async def pass_page(
         if page is None:
             raise NotFound(f"no page {page_id}")
         incident = await _get(session, page.incident_id)
-        if incident.status != Status.triggered or page.round != incident.round:
-            return []  # already moved on: a second "pass" for the same round changes nothing
+        # Already moved on (paged_at is None while the next level waits its delay): a second
+        # "pass" for the same round changes nothing.
+        if incident.status != Status.triggered or page.round != incident.round or incident.paged_at is None:
+            return []
         page.state, page.done_at = PageState.passed, now
         session.add(page)
         session.add(_event(incident.id, now, EventKind.passed, by, {"target": page.target, "page": page.id}))
