@@ -40,8 +40,14 @@ def second_phone_port() -> int:
 
 @pytest.fixture(scope="session")
 def desk_ports() -> list[int]:
-    """The paging desks of tests/integration/escalation.toml: a police desk and a backup desk."""
+    """The paging desks of the tests' escalation.toml (PAGING): a police desk and a backup desk."""
     return [free_port(), free_port()]
+
+
+@pytest.fixture(scope="session")
+def hook_port() -> int:
+    """Where the tests' webhook receiver listens (the PAGING targets hook_desk and hook_backup)."""
+    return free_port(kind=1)
 
 
 @pytest.fixture(scope="session")
@@ -71,11 +77,13 @@ def hotline_settings(
     second_phone_port: int,
     more_phone_ports: list[int],
     desk_ports: list[int],
+    hook_port: int,
 ) -> Settings:
     folder = tmp_path_factory.mktemp("hotline")
+    (folder / "hook.key").write_text("test-webhook-secret\n", encoding="utf-8")
     paging = folder / "escalation.toml"
     paging.write_text(
-        PAGING.format(police=desk_ports[0], backup=desk_ports[1]),
+        PAGING.format(police=desk_ports[0], backup=desk_ports[1], hook=hook_port, folder=folder),
         encoding="utf-8",
     )
     rtp = random.randrange(20000, 29000, 2)
@@ -160,9 +168,22 @@ voice = {{ contact = "sip:desk@127.0.0.1:{police}" }}
 label = {{ tr = "Yedek masa", en = "Backup desk" }}
 language = "en"
 voice = {{ contact = "sip:desk@127.0.0.1:{backup}" }}
+[targets.hook_desk]
+label = {{ tr = "Web kancası", en = "Webhook desk" }}
+webhook = {{ url = "http://127.0.0.1:{hook}/pages", secret_file = "{folder}/hook.key" }}
+[targets.hook_backup]
+label = {{ tr = "Yedek web kancası", en = "Backup webhook" }}
+webhook = {{ url = "http://127.0.0.1:{hook}/backup", secret_file = "{folder}/hook.key" }}
 [voice]
 ring_timeout = 5
 plays = 2
+[[policies]]
+id = "hooks"  # violence (the urgent button's category in the tests): webhooks only
+categories = ["violence"]
+levels = [
+  {{ targets = ["hook_desk"], ack_timeout = 10 }},
+  {{ targets = ["hook_backup"], ack_timeout = 60 }},
+]
 [[policies]]
 id = "default"
 categories = ["*"]
