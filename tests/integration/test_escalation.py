@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,8 @@ from escalation.models import Incident, IncidentEvent, Status
 from hotline.app import App, create_app
 from hotline.settings import Settings
 from tests.harness import sipp
+from tests.integration.conftest import quick
+from tests.integration.test_transcripts import CALLER_SAYS, flite
 
 
 @pytest.fixture
@@ -121,3 +124,32 @@ async def test_the_silent_sos_makes_a_silent_incident_whose_page_says_the_caller
     assert prompts[-1] == ["emergency/tr"]  # cut short, and nothing said to the caller after it
     keys = [e.data["digit"] for e in events if e.kind == "dtmf"]
     assert keys[:2] == ["9", "5"]
+
+
+async def test_a_spoken_sentence_alone_opens_an_incident_from_the_live_transcript(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """No key but the menu's: the caller says (flite, English) that her husband has a knife."""
+    voice = flite(CALLER_SAYS, "rms", tmp_path / "caller.wav")
+    on = settings.escalation.model_copy(update={"enabled": True})
+    speech = settings.speech.model_copy(update={"enabled": True})
+    app = create_app(quick(settings, tmp_path, escalation=on, speech=speech, agents=[]))
+    await app.start(serve_web=False)
+    try:
+        opened = incident_where(app, Status.triggered)
+        caller = asyncio.create_task(
+            sipp.call(settings, "183", digits="11", say=voice, speak_after=1.0, hold=16)
+        )  # Türkçe, the help queue; nobody answers: the caller waits, speaking
+        incident = await asyncio.wait_for(opened, 60)
+        await caller
+        call = await app.calls.get(str(incident.call_id))
+        timeline = await incidents.timeline(app.store, incident.id)
+    finally:
+        await app.close()
+    assert call is not None and call.queue == "help"
+    signals = [e.data for e in timeline if e.kind == "signal"]
+    assert signals[0]["signal"] == "keyword" and signals[0]["evidence"]["language"] == "en"
+    assert {s["category"] for s in signals} <= {"weapons", "violence"}
+    said = " ".join(str(s["evidence"]["text"]).lower() for s in signals)
+    assert "knife" in said or "kill" in said
+    assert incident.severity in ("high", "critical")
