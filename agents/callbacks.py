@@ -59,6 +59,44 @@ class CallBacks:
             await ctx.ari.playbacks.stop(caller.playback_id, missing_ok=True)
         await self._confirm(caller)
 
+    async def schedule(self, call_id: str, number: str, queue: str, language: str, reason: str) -> str | None:
+        """A call back nobody asked for (duty of care: an urgent caller cut off before an agent
+        answered). From now on they wait in ``queue`` without a line, urgent; the next free agent
+        hears ringing while their number is dialled. The call back's id, or None when the number
+        may not be dialled, the queue is unknown, or one is under way for that call already."""
+        ctx = self.ctx
+        if ctx.live.caller(call_id) is not None or queue not in ctx.config.queues:
+            return None
+        if not number or not ctx.config.may_call_back(number):
+            await ctx.calls.record(call_id, CallEventKind.callback_refused, number=number, reason=reason)
+            return None
+        now = ctx.clock.utcnow()
+        row = Callback(
+            call_id=call_id, number=number, queue=queue, language=language, urgent=True, waiting_since=now
+        )
+        async with ctx.store.session() as session:
+            session.add(row)
+            await session.commit()
+        caller = Caller(
+            call_id,
+            "",
+            queue,
+            caller_number=number,
+            language=language,
+            urgent=True,
+            since=ctx.clock.now(),
+            callback_offered=True,
+            callback_id=row.id,
+        )
+        ctx.live.add(caller)
+        ctx.admission.wait_quietly(caller)
+        await ctx.calls.record(
+            call_id, CallEventKind.callback_requested, queue=queue, callback=row.id, reason=reason
+        )
+        log.warning("callback_scheduled", call_id=call_id, queue=queue, reason=reason)
+        await ctx.offering.offer()
+        return row.id
+
     async def _confirm(self, caller: Caller) -> None:
         """Confirm, then let the caller go; their place stays in the queue."""
         ctx = self.ctx

@@ -151,6 +151,13 @@ class QueueFlow:
         async with self.ctx.lock:
             await admission.join(joining, held, agent if agent in self.ctx.router.agents else None)
 
+    async def call_back(
+        self, call_id: str, number: str, queue: str, language: str, reason: str
+    ) -> str | None:
+        """Call an urgent caller back who was cut off (see ``CallBacks.schedule``)."""
+        async with self.ctx.lock:
+            return await self.ctx.call_backs.schedule(call_id, number, queue, language, reason)
+
     # -- events --------------------------------------------------------------------------------
 
     async def handle(self, event: ev.Event) -> None:

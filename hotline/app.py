@@ -215,6 +215,8 @@ def create_app(settings: Settings) -> App:
         if settings.escalation.enabled
         else None
     )
+    if paging is not None:
+        paging.call_back = queue_flow.call_back  # duty of care for urgent callers cut off
     return App(
         settings,
         store,

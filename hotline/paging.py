@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import structlog
 
 from agents.notifier import Notice, Notifier
 from ari import AriClient
+from escalation import store as incidents
 from escalation.channels import ChannelKind, Sender
 from escalation.config import EscalationConfig, load_escalation
 from escalation.errors import EscalationConfigError
@@ -30,15 +31,16 @@ from escalation.flow import Escalations
 from escalation.http import IncidentRoutes
 from escalation.keywords import Match, Matcher, load_keywords
 from escalation.messages import EmailSender, SmsSender
-from escalation.models import Page, Severity
+from escalation.models import EventKind, Page, Severity
 from escalation.store import Signal
 from escalation.voice import VoicePager
 from escalation.webhook import WebhookSender
 from hotline import asterisk
 from hotline.calls import CallLog
+from hotline.clock import SYSTEM
 from hotline.db import Store
 from hotline.logging import scrubber
-from hotline.models import AGENT_ON_CALL, CallEvent, CallEventKind
+from hotline.models import AGENT_ON_CALL, CallEvent, CallEventKind, CallOutcome
 from hotline.secrets import secret
 from hotline.settings import Settings
 from hotline.web import web_url
@@ -48,6 +50,9 @@ from transcripts.models import Speaker
 log = structlog.get_logger(__name__)
 
 SILENT = "Arayan konuşamıyor, tuşla acil yardım istedi / the caller cannot speak and asked for help by keypad"
+# Outcomes of an urgent call that never reached a person (not a voice message, not a call back the
+# caller asked for, not the dialplan fallback that rings the agents' phones).
+CUT_OFF = frozenset({CallOutcome.abandoned, CallOutcome.abandoned_in_ivr, CallOutcome.recovered})
 ABANDONED = "Acil arayan görevliye ulaşmadan kapattı / urgent caller hung up before an agent answered"
 
 
@@ -67,9 +72,13 @@ class Paging:
     voice: VoicePager
     routes: IncidentRoutes
     calls: CallLog
+    store: Store
+    config: EscalationConfig
     matcher: Matcher
     senders: dict[ChannelKind, Sender]
     outside: Callable[[aiohttp.ClientSession], dict[ChannelKind, Sender]]  # webhook, SMS, e-mail
+    # Duty of care: (call, number, queue, language, reason) -> the call back's id, or None.
+    call_back: Callable[[str, str, str, str, str], Awaitable[str | None]] | None = None
     _session: aiohttp.ClientSession | None = None
     _heard: set[tuple[str, str]] = field(default_factory=set)  # (call, rule) already signalled
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -147,12 +156,12 @@ class Paging:
 
     async def _ended(self, event: CallEvent) -> None:
         call = await self.calls.get(event.call_id)
-        if call is None or not call.urgent:
+        if call is None or not call.urgent or call.outcome not in CUT_OFF:
             return
         timeline = await self.calls.events(event.call_id)
         if any(e.kind in AGENT_ON_CALL for e in timeline):
             return
-        await self.escalations.signal(
+        incident = await self.escalations.signal(
             Signal(
                 "abandoned_urgent",
                 call.category or "emergency",
@@ -163,6 +172,13 @@ class Paging:
                 evidence={"outcome": call.outcome},
             )
         )
+        if self.call_back is not None and self.config.signals.callback_abandoned:
+            queue = call.queue or "emergency"
+            back = await self.call_back(call.id, call.caller_number, queue, call.language, "duty_of_care")
+            now = SYSTEM.utcnow()
+            await incidents.record(
+                self.store, incident.id, EventKind.callback, now, callback=back, queue=queue
+            )
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.create_task(self._guarded(work))
@@ -229,7 +245,7 @@ def build_paging(
     )
     matcher = load_keywords(Path(settings.escalation.keywords))
     routes = IncidentRoutes(store, escalations, calls)
-    return Paging(escalations, voice, routes, calls, matcher, senders, outside)
+    return Paging(escalations, voice, routes, calls, store, config, matcher, senders, outside)
 
 
 def outside_senders(

@@ -16,7 +16,8 @@ from escalation.models import Incident, IncidentEvent, Status
 from hotline.app import App, create_app
 from hotline.settings import Settings
 from tests.harness import sipp
-from tests.integration.conftest import quick
+from tests.integration.conftest import QUICK_QUEUES, calls_and_events, ended, quick
+from tests.integration.test_queues import timeline_kind
 from tests.integration.test_transcripts import CALLER_SAYS, flite
 
 
@@ -153,3 +154,44 @@ async def test_a_spoken_sentence_alone_opens_an_incident_from_the_live_transcrip
     said = " ".join(str(s["evidence"]["text"]).lower() for s in signals)
     assert "knife" in said or "kill" in said
     assert incident.severity in ("high", "critical")
+
+
+async def test_an_urgent_caller_cut_off_before_an_agent_is_called_back_and_the_incident_pages_on(
+    settings: Settings, tmp_path: Path, phone_port: int, second_phone_port: int, desk_ports: list[int]
+) -> None:
+    on = settings.escalation.model_copy(update={"enabled": True})
+    config = quick(settings, tmp_path, escalation=on)
+    # The caller's own phone is played by a SIPp phone: agent 9002's address (9002 is not at work).
+    Path(config.queues.file).write_text('callback_dial = "PJSIP/{number}@agent-9002"\n' + QUICK_QUEUES)
+    app = create_app(config)
+    await app.start(serve_web=False)
+    try:
+        await app.queues.desk.pause("9001", "meal")  # nobody free: the urgent caller waits
+        acknowledged = incident_where(app, Status.acknowledged)
+        scheduled = timeline_kind(app, "callback_requested", 1)
+        both_ended = ended(app, count=2)  # the urgent call, then the call back
+        async with sipp.phone(port=desk_ports[0], keys="1", keys_after_ms=1500, talk_ms=1000):
+            result = await sipp.call(settings, "183", digits="9", hold=6, caller_id="05329876543")
+            assert result.ok, result.errors  # the caller gave up (or was cut off) after 6 s
+            incident = await asyncio.wait_for(acknowledged, 40)  # the police desk was paged meanwhile
+        await asyncio.wait_for(scheduled, 30)
+        async with (
+            sipp.phone(port=phone_port, calls=1) as agent,
+            sipp.phone(port=second_phone_port, calls=1, talk_ms=1500) as citizen,
+        ):
+            await app.queues.desk.resume("9001")
+            assert (await citizen.result()).log.count("answered") == 1
+            assert (await agent.result()).log.count("answered") == 1
+        await asyncio.wait_for(both_ended, 30)
+        (first, first_events), (back, back_events) = await calls_and_events(app)
+        timeline = await incidents.timeline(app.store, incident.id)
+    finally:
+        await app.close()
+    assert first.urgent and first.outcome == "abandoned" and incident.call_id == first.id
+    [requested] = [e for e in first_events if e.kind == "callback_requested"]
+    assert requested.data["reason"] == "duty_of_care" and requested.data["queue"] == "emergency"
+    assert back.caller_number == "05329876543" and back.outcome == "completed"
+    assert [e.data.get("agent") for e in back_events if e.kind == "agent_connected"] == ["9001"]
+    signals = [e.data["signal"] for e in timeline if e.kind == "signal"]
+    assert signals == ["ivr_key", "abandoned_urgent"]
+    assert "callback" in kinds(timeline)

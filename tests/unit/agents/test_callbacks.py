@@ -110,3 +110,24 @@ async def test_a_caller_whose_number_may_not_be_dialled_cannot_ask_for_a_call_ba
     async with desk.store.session() as session:
         assert (await session.exec(select(Callback))).all() == []
     assert call.id in desk.flow.router.waiting
+
+
+async def test_a_duty_of_care_call_back_waits_urgent_in_its_queue_once_and_never_for_a_foreign_number(
+    desk: Desk,
+) -> None:
+    await desk.flow.desk.pause("a1", "meal")  # nobody free: the call back waits
+    call, _ = await desk.calls.open("gone-1", caller_number="05329876543", queue="emergency")
+    callback = await desk.flow.call_back(call.id, "05329876543", "emergency", "tr", "duty_of_care")
+    assert callback is not None
+    waiting = desk.flow.router.waiting[call.id]
+    assert (waiting.queue, waiting.urgent) == ("emergency", True)
+    requested = await desk.until("callback_requested")
+    assert requested.data == {"queue": "emergency", "callback": callback, "reason": "duty_of_care"}
+    assert await desk.flow.call_back(call.id, "05329876543", "emergency", "tr", "duty_of_care") is None
+    foreign, _ = await desk.calls.open("gone-2", caller_number="00881234567", queue="emergency")
+    assert await desk.flow.call_back(foreign.id, "00881234567", "emergency", "tr", "duty_of_care") is None
+    refused = await desk.until("callback_refused")
+    assert refused.call_id == foreign.id and foreign.id not in desk.flow.router.waiting
+    async with desk.store.session() as session:
+        [row] = (await session.exec(select(Callback))).all()
+    assert (row.id, row.status, row.urgent) == (callback, "waiting", True)
