@@ -34,11 +34,11 @@ Per incident, from the moment the signal call is made (this process's monotonic 
 
 An incident whose webhook or ring has not arrived 30 s (``--timeout``) after its signal is
 **lost**, as is one whose signal raised. Percentiles (nearest rank) are over every incident of a
-phase that has the figure, late ones included. Cleans up after itself. The last line is ``incidents=N lost=N duplicates=N
-dispatch_p99_ms=X ring_p99_ms=X keyword_to_page_p99_ms=X``: incidents, lost and duplicates over
-every phase; dispatch and ring p99 of the key phase (the steady load); keyword_to_page p99 is
-the keyword phase's signal -> webhook arrival. A benchmark: it prints figures and never fails on
-time.
+phase that has the figure, late ones included. Cleans up after itself. The last line is
+``incidents=N lost=N duplicates=N dispatch_p99_ms=X ring_p99_ms=X keyword_to_page_p99_ms=X``:
+incidents, lost and duplicates over every phase; dispatch and ring p99 of the key phase (the
+steady load); keyword_to_page p99 is the keyword phase's signal -> webhook arrival. A benchmark:
+it prints figures and never fails on time.
 """
 
 from __future__ import annotations
