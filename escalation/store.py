@@ -6,8 +6,7 @@ to it is written with the timeline entries and the pages it causes, together or 
 
 Pages follow the outbox rule: written ``pending`` in the transaction that decided them; a try is
 counted (``sending``) and committed before it starts, and its outcome is written after it. A
-page of an earlier paging round, or of an incident no longer triggered, is cancelled rather than
-tried.
+page of an incident no longer triggered (acknowledged or resolved) is cancelled rather than tried.
 """
 
 from __future__ import annotations
@@ -84,6 +83,7 @@ async def open_or_add(
         found = await _open_for_call(session, signal.call_id) if signal.call_id else None
         if found is not None:
             found.silent = found.silent or signal.silent
+            found.summary = found.summary or signal.summary
             if signal.severity.rank > Severity(found.severity).rank:
                 found.severity = signal.severity
             found.version += 1
@@ -231,13 +231,15 @@ async def next_page_at(store: Store) -> datetime | None:
 
 async def claim(store: Store, page_id: str, now: datetime) -> tuple[Page, Incident] | None:
     """Count a try of a pending page and commit it before the try starts; None when the page is
-    no longer wanted (cancelled here) or taken already."""
+    no longer wanted (cancelled here: the incident was acknowledged or resolved) or taken already.
+    A page of an earlier level that has not reached its target yet is still tried: the incident
+    moving on is no reason to give up telling the team that was paged first."""
     async with store.session() as session:
         page = await session.get(Page, page_id)
         if page is None or page.state != PageState.pending:
             return None
         incident = await _get(session, page.incident_id)
-        if incident.status != Status.triggered or page.round != incident.round:
+        if incident.status != Status.triggered:
             page.state, page.done_at = PageState.cancelled, now
             session.add(page)
             await session.commit()

@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,8 @@ class Paging:
     def on_call_event(self, event: CallEvent) -> None:
         if event.kind == CallEventKind.urgent:
             self._spawn(self._urgent(event))
+        elif event.kind == CallEventKind.stasis_start:
+            self._spawn(self._repeated(event))
         elif event.kind == CallEventKind.ended:
             self._heard = {heard for heard in self._heard if heard[0] != event.call_id}
             self._spawn(self._ended(event))
@@ -151,6 +154,28 @@ class Paging:
                 silent=silent,
                 summary=SILENT if silent else "",
                 evidence={"reason": reason},
+            )
+        )
+
+    async def _repeated(self, event: CallEvent) -> None:
+        """Calls again and again from one number: someone may be trying to reach us in danger."""
+        number, signals = str(event.data.get("caller_number") or ""), self.config.signals
+        if signals.repeat_calls is None or event.data.get("extension") == "callback":
+            return
+        since = event.at - timedelta(minutes=signals.repeat_window_minutes)
+        previous = await self.calls.previous_calls(number, before=event.call_id)
+        earlier = [c for c in previous if since <= c.started_at <= event.at and c.extension != "callback"]
+        if len(earlier) + 1 != signals.repeat_calls:  # once, as the count is reached
+            return
+        await self.escalations.signal(
+            Signal(
+                "repeat_calls",
+                "emergency",
+                Severity.medium,
+                call_id=event.call_id,
+                caller_number=number,
+                summary=f"{len(earlier) + 1} arama / calls in {signals.repeat_window_minutes} min",
+                evidence={"calls": [c.id for c in earlier], "window_minutes": signals.repeat_window_minutes},
             )
         )
 
