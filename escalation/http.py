@@ -72,7 +72,9 @@ class IncidentRoutes:
         return web.json_response(
             {
                 **_shown(incident),
-                "timeline": [e.model_dump(mode="json", exclude={"incident_id"}) for e in timeline],
+                "timeline": [
+                    e.model_dump(mode="json", warnings=False, exclude={"incident_id"}) for e in timeline
+                ],
                 "pages": [_page(p) for p in pages],
             }
         )
