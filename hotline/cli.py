@@ -174,9 +174,25 @@ Alo Hotline
   softphone      register caller-phone@{sip} (password in {secrets}/caller-phone-password)
   agent phones   {agents} (passwords in {secrets}/agent-<id>-password)
   transcripts    {_transcripts_line(settings)}
+  paging desks   {_desks_line(settings, secrets)}
 """
     )
     return 0
+
+
+def _desks_line(settings: Settings, secrets: Path) -> str:
+    """The desk phones urgent cases are paged to (they register as desk-<target>)."""
+    if not settings.escalation.enabled:
+        return "paging is off ([escalation] enabled = false)"
+    from escalation.config import load_escalation
+
+    paging = load_escalation(Path(settings.escalation.file))
+    desks = [
+        f"desk-{name}" for name, t in paging.targets.items() if t.voice is not None and t.voice.registers
+    ]
+    if not desks:
+        return f"{len(paging.targets)} targets in {settings.escalation.file}"
+    return f"{', '.join(desks)} (passwords in {secrets}/desk-<target>-password)"
 
 
 def _call(settings: Settings, args: argparse.Namespace) -> int:
