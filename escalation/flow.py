@@ -5,8 +5,8 @@ outbox sends their pages.
   level is paged at once (the dispatcher is woken, not polled).
 * The timer sleeps until the earliest ``next_at`` of any open incident (or until woken) and does
   what fell due; every time it waits on is in the store, so a restart carries on from there.
-* The dispatcher sends due pages, each try counted in the store before it starts, several at a
-  time; a sender's exception counts as a failed try to repeat, never as a lost page.
+* The dispatcher sends due pages side by side, each try counted in the store before it starts;
+  a sender's exception counts as a failed try to repeat, never as a lost page.
 * Changes to one incident are made one at a time (a lock per incident), so a desk's key, a timer
   and a new signal never move it twice.
 """
@@ -61,6 +61,7 @@ class Escalations:
         self._timer_wake, self._outbox_wake = asyncio.Event(), asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._sending: set[asyncio.Task[None]] = set()
+        self._claiming: set[str] = set()  # page ids a task is claiming now
 
     async def start(self) -> None:
         resumed = await incidents.interrupted(self._store, self._clock.utcnow())
@@ -155,16 +156,29 @@ class Escalations:
         while True:
             try:
                 for page_id in await incidents.due_pages(self._store, self._clock.utcnow()):
-                    claimed = await incidents.claim(self._store, page_id, self._clock.utcnow())
-                    if claimed is not None:
-                        task = asyncio.create_task(self._send(*claimed))
+                    if page_id not in self._claiming:  # each page claimed by one task at a time
+                        self._claiming.add(page_id)
+                        task = asyncio.create_task(self._deliver(page_id))
                         self._sending.add(task)
                         task.add_done_callback(self._sending.discard)
                 wait = await self._until(await incidents.next_page_at(self._store))
+                if wait == 0 and self._claiming:
+                    wait = MAX_WAIT  # what is due is being claimed; each claim wakes us when done
             except Exception:
                 log.exception("escalation_outbox_failed")
                 wait = 1.0
             await self._sleep(self._outbox_wake, wait)
+
+    async def _deliver(self, page_id: str) -> None:
+        """Claim one page and send it. Pages are claimed side by side, so a slow claim or send
+        never holds up another team's page."""
+        try:
+            claimed = await incidents.claim(self._store, page_id, self._clock.utcnow())
+        finally:
+            self._claiming.discard(page_id)
+            self._outbox_wake.set()
+        if claimed is not None:
+            await self._send(*claimed)
 
     async def _send(self, page: Page, incident: Incident) -> None:
         channel = ChannelKind(page.channel)

@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from ari import AriClient, AriError
+from ari import AriClient, AriError, NotFound
 from ari import events as ev
 from escalation.channels import Delivery, PageMessage
 
@@ -132,16 +132,30 @@ class VoicePager:
             leg.answered = True
             self._deliver(leg, Delivery(True, detail="answered"))
             await self._outcome(leg.message.page_id, "answered")
-            await self._say(leg)
+            # Said once the synthesis is done, outside this channel's event lane: the desk's key
+            # (or hang-up) is never held up behind it.
+            task = asyncio.create_task(self._say(leg))
+            leg.extra.append(task)
         elif status in FAILED_DIALS and not leg.answered:
             self._deliver(leg, Delivery(False, retry=True, detail=status.lower()))
             await self._ari.channels.hangup(leg.channel_id)
 
     async def _say(self, leg: _Leg) -> None:
-        media = await leg.media
-        leg.plays += 1
-        leg.playback_id = f"{leg.channel_id}-say-{leg.plays}"
-        await self._ari.channels.play(leg.channel_id, media, playback_id=leg.playback_id)
+        try:
+            media = await leg.media
+            if leg.settled or leg.channel_id not in self._legs:
+                return  # a key came first, or the desk hung up
+            leg.plays += 1
+            leg.playback_id = f"{leg.channel_id}-say-{leg.plays}"
+            await self._ari.channels.play(leg.channel_id, media, playback_id=leg.playback_id)
+        except NotFound:
+            return  # the desk hung up meanwhile: its StasisEnd says so
+        except Exception:
+            log.exception("page_say_failed", page_id=leg.message.page_id)
+            if not leg.settled:  # nothing can be said: the level's timer moves the incident on
+                leg.settled = True
+                await self._outcome(leg.message.page_id, "no_key")
+                await self._ari.channels.hangup(leg.channel_id)
 
     async def _played(self, leg: _Leg) -> None:
         if leg.settled:
@@ -176,6 +190,9 @@ class VoicePager:
 
     def _drop(self, leg: _Leg) -> None:
         self._legs.pop(leg.channel_id, None)
+        for task in leg.extra:
+            if task is not asyncio.current_task():
+                task.cancel()
         if not leg.media.done():
             leg.media.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
