@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -51,6 +51,8 @@ from transcripts.models import Speaker
 log = structlog.get_logger(__name__)
 
 SILENT = "Arayan konuşamıyor, tuşla acil yardım istedi / the caller cannot speak and asked for help by keypad"
+CLOSE_WAIT = 5.0  # seconds stopping waits for signals being written
+
 # Outcomes of an urgent call that never reached a person (not a voice message, not a call back the
 # caller asked for, not the dialplan fallback that rings the agents' phones).
 CUT_OFF = frozenset({CallOutcome.abandoned, CallOutcome.abandoned_in_ivr, CallOutcome.recovered})
@@ -83,6 +85,7 @@ class Paging:
     _session: aiohttp.ClientSession | None = None
     _heard: set[tuple[str, str]] = field(default_factory=set)  # (call, rule) already signalled
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _closing: bool = False
 
     async def start(self, ari: AriClient) -> None:
         self._session = aiohttp.ClientSession()
@@ -92,10 +95,16 @@ class Paging:
         await self.escalations.start()
 
     async def close(self) -> None:
+        self._closing = True
+        # Signals being written finish first (an incident half-opened would wait for the next
+        # run's sweep); only one that hangs is cancelled. Either way none outlives the store.
+        if self._tasks:
+            _, late = await asyncio.wait(list(self._tasks), timeout=CLOSE_WAIT)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         await self.escalations.close()
         await self.voice.hang_up_all()  # their pages are tried again by the next run
-        for task in list(self._tasks):
-            task.cancel()
         if self._session is not None:
             await self._session.close()
 
@@ -205,12 +214,15 @@ class Paging:
                 self.store, incident.id, EventKind.callback, now, callback=back, queue=queue
             )
 
-    def _spawn(self, work: Any) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        if self._closing:  # stopping: what happens now is left to the calls' own records
+            work.close()
+            return
         task = asyncio.create_task(self._guarded(work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _guarded(self, work: Any) -> None:
+    async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
         try:
             await work
         except Exception:  # a signal that failed is logged loudly; the call itself goes on

@@ -40,7 +40,9 @@ def incident_where(app: App, wanted: str) -> asyncio.Future[Incident]:
         async with app.queues.notices.subscribe() as stream:
             while not found.done():
                 notice = await stream.get()
-                if notice and notice.get("type") == "incident" and notice.get("status") == wanted:
+                if notice is None:  # the notifier closed: the app is stopping
+                    return
+                if notice.get("type") == "incident" and notice.get("status") == wanted:
                     found.set_result(await incidents.get_incident(app.store, notice["incident_id"]))
 
     task = asyncio.create_task(watch())
