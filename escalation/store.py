@@ -385,7 +385,7 @@ def _page(incident: Incident, action: PageLevel, target: str, channel: ChannelKi
 
 
 async def _cancel_pending(session: AsyncSession, incident_id: str, now: datetime, keep: str = "") -> None:
-    waiting = (PageState.pending, PageState.sending)
+    waiting = (PageState.pending,)  # a try under way keeps its outcome
     query = select(Page).where(Page.incident_id == incident_id, col(Page.state).in_(waiting), Page.id != keep)
     for page in (await session.exec(query)).all():
         page.state, page.done_at = PageState.cancelled, now
