@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -57,7 +58,8 @@ class Escalations:
         self._publish, self._clock = publish, clock
         self._policies = config.policy_list()
         self._by_id = {p.id: p for p in self._policies}
-        self._locks: dict[str, asyncio.Lock] = {}
+        # One lock per incident (or call) while someone holds or waits for it: dropped after.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._timer_wake, self._outbox_wake = asyncio.Event(), asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._sending: set[asyncio.Task[None]] = set()
@@ -242,7 +244,10 @@ class Escalations:
         self._timer_wake.set()
 
     def _lock(self, key: str) -> asyncio.Lock:
-        return self._locks.setdefault(key, asyncio.Lock())
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
 
     async def _until(self, when: datetime | None) -> float:
         if when is None:
