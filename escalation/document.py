@@ -73,9 +73,8 @@ def text(incident: Incident, language: str, accept: str = "1", pass_on: str = "2
 
 
 def _spoken_number(number: str) -> str:
-    """Digits in small groups, so a synthesised voice reads them one by one."""
-    digits = "".join(c for c in number if c.isdigit())
-    return " ".join(" ".join(digits[i : i + 3]) for i in range(0, len(digits), 3))
+    """The digits apart, so a synthesised voice reads them one by one."""
+    return " ".join(c for c in number if c.isdigit())
 
 
 def _digit(digit: str, language: str) -> str:

@@ -148,7 +148,7 @@ class Escalations:
             try:
                 for incident_id, _ in await incidents.due_incidents(self._store, self._clock.utcnow()):
                     await self.advance(incident_id)
-                wait = await self._until(await incidents.next_due(self._store))
+                wait = self._until(await incidents.next_due(self._store))
             except Exception:  # one bad pass must not stop escalation for good
                 log.exception("escalation_timer_failed")
                 wait = 1.0
@@ -163,7 +163,7 @@ class Escalations:
                         task = asyncio.create_task(self._deliver(page_id))
                         self._sending.add(task)
                         task.add_done_callback(self._sending.discard)
-                wait = await self._until(await incidents.next_page_at(self._store))
+                wait = self._until(await incidents.next_page_at(self._store))
                 if wait == 0 and self._claiming:
                     wait = MAX_WAIT  # what is due is being claimed; each claim wakes us when done
             except Exception:
@@ -249,7 +249,7 @@ class Escalations:
             lock = self._locks[key] = asyncio.Lock()
         return lock
 
-    async def _until(self, when: datetime | None) -> float:
+    def _until(self, when: datetime | None) -> float:
         if when is None:
             return MAX_WAIT
         return min(MAX_WAIT, max(0.0, (when - self._clock.utcnow()).total_seconds()))
